@@ -1,0 +1,1 @@
+"""The model-agnostic core: registry, hook specifications, config, input handling, backends, runner."""

@@ -1,0 +1,76 @@
+"""The Backend interface, and the built-in rule for choosing one."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import ClassVar
+
+from .errors import BackendError
+
+
+class Backend:
+    """Runs one model file. Subclasses set the class attributes and implement load() and run()."""
+
+    name: ClassVar[str]
+    model_suffixes: ClassVar[tuple] = ()
+    package: ClassVar[str] = ""  # import name whose presence makes the backend available
+    install_hint: ClassVar[str] = ""
+    auto_priority: ClassVar[int] = 0  # higher is tried first by --backend auto
+    converts_weights: ClassVar[bool] = False  # runs the ONNX that zoo converts from the checkpoint
+
+    def __init__(self, model_path: Path, *, threads: int | None = None, **options):
+        self.model_path = Path(model_path)
+        self.threads = threads
+        self.options = options
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Cheap check (no import), safe for `zoo list`."""
+        return bool(cls.package) and importlib.util.find_spec(cls.package) is not None
+
+    @classmethod
+    def default_model(cls, spec, cache):
+        """A model file this backend can run without --model, or None (e.g. a fetched .hbm)."""
+        return None
+
+    @classmethod
+    def unavailable_message(cls) -> str:
+        return f"backend {cls.name!r} is not available here: {cls.install_hint}"
+
+    def run(self, batch):
+        """[K, ...] float32 model input -> [K, classes] logits."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+def choose_backend(spec, requested: str, model_path, backends: dict, cache):
+    """--backend NAME must exist and be available; auto picks by priority, model suffix and availability."""
+    if requested != "auto":
+        if requested not in backends:
+            known = ", ".join(["auto", *sorted(backends)])
+            raise BackendError(f"unknown backend {requested!r}; choose one of: {known}")
+        backend = backends[requested]
+        if not backend.is_available():
+            raise BackendError(backend.unavailable_message())
+        if model_path is not None and backend.model_suffixes and Path(model_path).suffix not in backend.model_suffixes:
+            raise BackendError(
+                f"backend {requested!r} runs {'/'.join(backend.model_suffixes)} files, not {Path(model_path).name}; "
+                "pass a matching --model or another --backend"
+            )
+        return backend
+    candidates = sorted(backends.values(), key=lambda b: -b.auto_priority)
+    for backend in candidates:
+        if model_path is not None and Path(model_path).suffix not in backend.model_suffixes:
+            continue
+        if not backend.is_available():
+            continue
+        if model_path is None and backend.default_model(spec, cache) is None and not backend.converts_weights:
+            continue
+        return backend
+    what = Path(model_path).name if model_path is not None else spec.name
+    raise BackendError(
+        f"no backend available here can run {what} (installed: {', '.join(sorted(backends)) or 'none'}); "
+        "see `zoo list` for what runs where"
+    )

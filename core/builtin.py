@@ -1,0 +1,19 @@
+"""The core's own plugin: built-in backends and the default backend choice, via the same hooks."""
+from __future__ import annotations
+
+from .backend import choose_backend
+from .hookspecs import HOOKSPEC_VERSION, hookimpl
+
+ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
+
+
+@hookimpl
+def zoo_register_backends(register):
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    register(OnnxRuntimeBackend)
+
+
+@hookimpl(trylast=True)
+def zoo_select_backend(spec, requested, model_path, backends, cache):
+    return choose_backend(spec, requested, model_path, backends, cache)

@@ -1,0 +1,49 @@
+"""Which frames a clip uses: torchvision's fps resampling and evenly spaced clip starts."""
+from __future__ import annotations
+
+import math
+
+
+def resample_indices(num_frames: int, fps: float | None, target_fps: float | None) -> list:
+    """Indices into the decoded frames after resampling to `target_fps`, as torchvision does.
+
+    An integer stride is a plain slice; otherwise floor(k * stride) for k < floor(n * target/fps),
+    computed in float32 like torchvision's `_resample_video_idx`, so the same frames are picked.
+    """
+    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
+        return list(range(num_frames))
+    import numpy as np
+
+    stride = fps / target_fps
+    if float(stride).is_integer():
+        return list(range(0, num_frames, int(stride)))
+    count = int(math.floor(num_frames * target_fps / fps))
+    picked = np.floor(np.arange(count, dtype=np.float32) * np.float32(stride)).astype(np.int64)
+    return [min(int(i), num_frames - 1) for i in picked]
+
+
+def clip_starts(length: int, clips: int, clip_len: int) -> list:
+    """Start positions of `clips` clips over a sequence of `length` frames.
+
+    One clip is centred; several are spread evenly from the first to the last valid start.
+    """
+    last = max(length - clip_len, 0)
+    if clips == 1:
+        return [last // 2]
+    import numpy as np
+
+    return [int(s) for s in np.floor(np.linspace(0, last, clips))]
+
+
+def clip_frame_indices(num_frames: int, fps: float | None, target_fps: float | None, clips: int, clip_len: int) -> list:
+    """For each clip, the `clip_len` decoded-frame indices it uses; short videos repeat their last frame."""
+    if num_frames < 1:
+        return []
+    resampled = resample_indices(num_frames, fps, target_fps)
+    if not resampled:  # fewer frames than one resampling step: use what there is
+        resampled = [0]
+    result = []
+    for start in clip_starts(len(resampled), clips, clip_len):
+        positions = [min(start + offset, len(resampled) - 1) for offset in range(clip_len)]
+        result.append([resampled[p] for p in positions])
+    return result

@@ -1,0 +1,309 @@
+"""Getting artifacts into the cache: resumable, locked downloads verified before they become visible.
+
+A download goes to `<dest>.part`, resumes it with an HTTP Range request after a dropped
+connection, and is renamed to `<dest>` only after its sha256 matched. A file lock on
+`<dest>.lock` makes a second process wait and then reuse the first one's file.
+"""
+from __future__ import annotations
+
+import http.client
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .cache import ArtifactCache, CachedFile, sha256_file, zoo_version
+from .errors import DownloadError, InputError
+
+DEFAULT_TIMEOUT = 30.0
+_BACKOFF = 0.4  # seconds before the first retry, doubled each time: 0.4 + 0.8 + 1.6 for 3 retries
+_CHUNK = 1 << 18
+
+
+class _Retry(Exception):
+    """A failure worth another attempt (connection trouble, 5xx, a short body)."""
+
+
+def download(
+    url: str,
+    dest,
+    sha256: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 3,
+    progress: bool = True,
+    hint: str | None = None,
+) -> str:
+    """Download `url` to `dest` unless a verified copy is already there; returns the file's sha256.
+
+    `hint` says how to supply the file by hand; it ends every error message.
+    """
+    from filelock import FileLock
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    expected = sha256.lower() if sha256 else None
+    hint = hint or "download it by other means and run `zoo fetch MODEL --weights FILE`"
+    lock = FileLock(str(dest) + ".lock")
+    _acquire(lock, dest, progress)
+    try:
+        if dest.is_file():
+            actual = sha256_file(dest)
+            if expected is None or actual == expected:
+                return actual  # another process (or an earlier run) already finished it
+            dest.unlink()  # corrupt: fetch it again
+        part = dest.with_name(dest.name + ".part")
+        reporter = _Progress(dest.name, progress)
+        failures = 0
+        while True:
+            before = _size(part)
+            try:
+                _attempt(url, part, timeout, reporter, hint)
+                break
+            except _Retry as exc:
+                reason = str(exc)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                reason = _describe(exc)
+            # Progress resets the budget: a flaky link that keeps delivering bytes gets there.
+            failures = 0 if _size(part) > before else failures + 1
+            if failures > retries:
+                reporter.done()
+                raise DownloadError(
+                    f"could not download {url}: {reason}. Check the network connection (and any proxy), "
+                    f"or {hint}"
+                )
+            if failures:
+                time.sleep(_BACKOFF * 2 ** (failures - 1))
+        reporter.done()
+        actual = sha256_file(part)
+        if expected is not None and actual != expected:
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
+                f"the download was discarded. Retry, or {hint}"
+            )
+        part.replace(dest)
+        return actual
+    finally:
+        lock.release()
+
+
+def _attempt(url: str, part: Path, timeout: float, reporter: "_Progress", hint: str) -> None:
+    """One request; on return `part` holds the whole body."""
+    offset = _size(part)
+    headers = {"User-Agent": f"modelzoo/{zoo_version()}"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            part.unlink()  # the partial file is not a prefix the server knows; start over
+            raise _Retry("the server refused to resume (HTTP 416)") from None
+        if exc.code >= 500 or exc.code in (408, 429):
+            raise _Retry(f"the server answered HTTP {exc.code} {exc.reason}") from None
+        raise DownloadError(f"could not download {url}: the server answered HTTP {exc.code} {exc.reason}; {hint}") from None
+    with response:
+        total = None
+        mode = "wb"
+        if offset and response.status == 206:
+            start, total = _content_range(response.headers.get("Content-Range", ""))
+            if start != offset:
+                part.unlink()
+                raise _Retry(f"the server resumed at byte {start}, not {offset}")
+            mode = "ab"
+        else:
+            # No Range sent, or the server ignored it and sends everything: start over.
+            offset = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        received = offset
+        with open(part, mode) as out:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                received += len(chunk)
+                reporter.update(received, total)
+    if total is not None and received < total:
+        raise _Retry(f"the connection closed after {received} of {total} bytes")
+
+
+def _content_range(value: str) -> tuple:
+    """(first byte, total size or None) from 'bytes 100-199/200'."""
+    try:
+        unit, _, spec = value.partition(" ")
+        span, _, total = spec.partition("/")
+        start = int(span.split("-", 1)[0])
+        return start, (int(total) if total.isdigit() else None)
+    except ValueError:
+        return -1, None
+
+
+def _describe(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, socket.gaierror):
+        return f"the host name could not be resolved ({reason.strerror or reason})"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "the connection timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _acquire(lock, dest: Path, progress: bool) -> None:
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        if progress:
+            print(f"waiting for another zoo process that is downloading {dest.name} ...", file=sys.stderr)
+        lock.acquire()
+
+
+class _Progress:
+    """A progress line on a terminal; elsewhere (logs, CI) at most four percentage lines."""
+
+    def __init__(self, label: str, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.label = label
+        self.started = time.monotonic()
+        self.last_draw = 0.0
+        self.first = None
+        self.next_quarter = 1
+        self.drawn = False
+
+    def update(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self.first is None:
+            self.first = done
+        now = time.monotonic()
+        if self.tty:
+            if now - self.last_draw < 0.1 and done != total:
+                return
+            self.last_draw = now
+            rate = (done - self.first) / max(now - self.started, 1e-6) / 1e6
+            if total:
+                text = f"{self.label} {100 * done // total:3d}% {done / 1e6:.1f}/{total / 1e6:.1f} MB {rate:.1f} MB/s"
+            else:
+                text = f"{self.label} {done / 1e6:.1f} MB {rate:.1f} MB/s"
+            self.stream.write("\r" + text.ljust(70))
+            self.stream.flush()
+            self.drawn = True
+        elif total:
+            reached = min(4, done * 4 // total)
+            if reached >= self.next_quarter:
+                print(f"{self.label}: {25 * reached}% of {total / 1e6:.1f} MB", file=self.stream)
+                self.next_quarter = reached + 1
+
+    def done(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+# -- artifacts -----------------------------------------------------------------------------
+
+
+def fetch_artifact(
+    spec,
+    artifact,
+    cache: ArtifactCache,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+) -> CachedFile:
+    """The cached copy of `artifact`, downloading it first if needed.
+
+    `url`/`sha256` override the published ones (zoo.yaml). A file with no checksum to compare
+    against is cached under its observed hash with `verified=False`; tell the user.
+    """
+    source = url or artifact.url
+    published = artifact.sha256.lower() if artifact.sha256 else None
+    expected = (sha256 or published or "").lower() or None
+    # With a hash, identical bytes are the official file wherever they came from; without one,
+    # only the published URL is.
+    official = expected == published if expected else source == artifact.url
+    hint = f"download it by other means and run `{_manual_command(spec, artifact)}`"
+    if expected is not None:
+        hit = cache.find_by_sha(spec.name, expected)
+        if hit is not None:
+            return hit
+        dest = cache.file_path(spec.name, expected, _filename(source, artifact))
+        download(source, dest, expected, progress=progress, hint=hint)
+        return cache.add_file(spec.name, artifact.name, dest, source, expected, verified=True, official=official)
+
+    from filelock import FileLock
+
+    hit = cache.find_by_url(spec.name, artifact.name, source)
+    if hit is not None:
+        return hit
+    staging = cache.staging_dir(spec.name)
+    staging.mkdir(parents=True, exist_ok=True)
+    filename = _filename(source, artifact)
+    # Held from download to add_file, so a second process never moves a file the first is moving.
+    with FileLock(str(staging / f"{filename}.fetch.lock")):
+        hit = cache.find_by_url(spec.name, artifact.name, source)
+        if hit is not None:
+            return hit
+        staged = staging / filename
+        observed = download(source, staged, None, progress=progress, hint=hint)
+        return cache.add_file(
+            spec.name, artifact.name, staged, source, observed, verified=False, official=official, move=True
+        )
+
+
+def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
+    """Copy a user-supplied file into the cache; returns (CachedFile, official).
+
+    Only a file whose sha256 equals the published one is official. Any other checkpoint is
+    accepted as custom weights after checking that zoo can read it.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file; pass the path of a downloaded {artifact.name} file")
+    actual = sha256_file(path)
+    official = artifact.sha256 is not None and actual == artifact.sha256.lower()
+    if not official and artifact.format == "pytorch":
+        from .checkpoint import load_state_dict
+
+        load_state_dict(path)  # refuse an unreadable or unsafe file before it lands in the cache
+    cached = cache.add_file(
+        spec.name,
+        artifact.name,
+        path,
+        path.resolve().as_uri(),
+        actual,
+        verified=official,
+        official=official,
+        filename=artifact.filename if official else path.name,
+    )
+    return cached, official
+
+
+def _manual_command(spec, artifact) -> str:
+    if artifact.name == "weights":
+        return f"zoo fetch {spec.name} --weights FILE"
+    return f"zoo fetch {spec.name} --{artifact.name} --weights FILE"
+
+
+def _filename(url: str, artifact) -> str:
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name if name and name not in (".", "..") else artifact.filename

@@ -1,0 +1,55 @@
+"""onnxruntime on the CPU, or CUDA when that provider is installed."""
+from __future__ import annotations
+
+from .backend import Backend
+from .errors import BackendError
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    model_suffixes = (".onnx",)
+    package = "onnxruntime"
+    install_hint = "pip install onnxruntime"
+    auto_priority = 10
+    converts_weights = True
+
+    def __init__(self, model_path, *, threads=None, **options):
+        super().__init__(model_path, threads=threads, **options)
+        import onnxruntime as ort
+
+        session_options = ort.SessionOptions()
+        # the graph is a chain: parallelism comes from inside each op
+        session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if threads:
+            session_options.intra_op_num_threads = int(threads)
+            session_options.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        self.providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), session_options, providers=self.providers)
+        except Exception as exc:
+            raise BackendError(f"onnxruntime cannot load {self.model_path}: {exc}; check that it is a valid ONNX model") from None
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.input_shape = tuple(model_input.shape)
+        self.output_name = self.session.get_outputs()[0].name
+
+    def run(self, batch):
+        import numpy as np
+
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        expected = self.input_shape[1:]
+        if any(isinstance(e, int) and e != a for e, a in zip(expected, batch.shape[1:])):
+            raise BackendError(
+                f"{self.model_path.name} expects input {list(self.input_shape)}, got {list(batch.shape)}; "
+                "the model file does not match this model's preprocessing"
+            )
+        if isinstance(self.input_shape[0], int):  # static batch: one clip per call
+            outputs = [self.session.run([self.output_name], {self.input_name: clip[None]})[0] for clip in batch]
+            return np.concatenate(outputs, axis=0)
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def describe(self) -> str:
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__} ({self.providers[0]})"

@@ -1,0 +1,125 @@
+"""The main.py-style pipeline: input -> preprocess -> backend -> Top-k, with timings."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError, PluginError
+from .inputs import open_input
+
+
+@dataclass
+class RunRequest:
+    model: str
+    input: str
+    model_path: str | None = None
+    weights: str | None = None
+    clips: int | None = None
+    top_k: int | None = None
+    backend: str | None = None
+    threads: int | None = None
+    backend_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    model: str
+    input: str
+    backend: str
+    clips: int
+    predictions: list
+    timing_ms: dict
+    model_file: str
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "input": self.input,
+            "backend": self.backend,
+            "clips": self.clips,
+            "predictions": [p.to_dict() for p in self.predictions],
+            "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
+            "model_file": self.model_file,
+            "warnings": self.warnings,
+        }
+
+
+def prepare_input(registry, spec, input_path, clips: int):
+    """Open and preprocess an input exactly as `run` does; returns (tensor, source)."""
+    source = open_input(input_path, spec.input.shape)
+    tensor = registry.model_hook(spec, "zoo_preprocess")(source=source, clips=clips)
+    if tensor is None:
+        raise PluginError(f"plugin {spec.plugin!r} has no zoo_preprocess for {spec.name}")
+    expected = tuple(spec.input.shape[1:])
+    if tuple(tensor.shape[1:]) != expected or str(tensor.dtype) != spec.input.dtype:
+        raise PluginError(
+            f"plugin {spec.plugin!r} produced {tensor.dtype} {list(tensor.shape)} for {spec.name}, "
+            f"expected {spec.input.dtype} [K, {', '.join(map(str, expected))}]"
+        )
+    return tensor, source
+
+
+def resolve_model_file(registry, spec, backend_cls, request: RunRequest, config, cache, log=None) -> Path:
+    """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights."""
+    if request.model_path:
+        path = Path(request.model_path)
+        if not path.is_file():
+            raise InputError(f"model file {path} does not exist; check --model")
+        return path
+    default = backend_cls.default_model(spec, cache)
+    if default is not None:
+        return Path(default)
+    from .artifacts import resolve_onnx, resolve_weights
+
+    weights = resolve_weights(spec, config, cache, request.weights)
+    if not weights.official and log:
+        log(f"using custom weights {weights.path.name} (sha256 {weights.sha256[:12]}…), not the official checkpoint")
+    path, _ = resolve_onnx(spec, registry, weights, cache, log=log)
+    return path
+
+
+def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
+    spec = registry.get_model(request.model)
+    model_config = config.model(spec.name)
+    clips = request.clips or model_config.clips or 1
+    top_k = request.top_k or model_config.top_k or 5
+    requested = request.backend or config.default_backend
+    threads = request.threads or config.threads
+
+    backend_cls = registry.select_backend(spec, requested, request.model_path, cache)
+    started = time.perf_counter()
+    tensor, source = prepare_input(registry, spec, request.input, clips)
+    prepared_ms = (time.perf_counter() - started) * 1000
+    for warning in source.warnings:
+        if log:
+            log(f"warning: {warning}")
+
+    model_file = resolve_model_file(registry, spec, backend_cls, request, config, cache, log)
+    started = time.perf_counter()
+    backend = backend_cls(model_file, threads=threads, **request.backend_options)
+    load_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    logits = backend.run(tensor)
+    inference_ms = (time.perf_counter() - started) * 1000
+    predictions = registry.model_hook(spec, "zoo_postprocess")(logits=logits, top_k=top_k)
+    if predictions is None:
+        raise PluginError(f"plugin {spec.plugin!r} has no zoo_postprocess for {spec.name}")
+    decode_ms = source.timings.get("decode", 0.0)
+    timing = {
+        "decode": decode_ms,
+        "preprocess": source.timings.get("preprocess", prepared_ms - decode_ms),
+        "load": load_ms,
+        "inference": inference_ms,
+    }
+    return RunResult(
+        model=spec.name,
+        input=str(request.input),
+        backend=backend.describe(),
+        clips=int(tensor.shape[0]),
+        predictions=predictions,
+        timing_ms=timing,
+        model_file=str(model_file),
+        warnings=list(source.warnings),
+    )

@@ -1,0 +1,94 @@
+"""The torchvision VideoClassification preset: sampled clips, resize, center crop, normalize."""
+from __future__ import annotations
+
+import time
+
+from .clips import clip_frame_indices
+from .errors import InputError
+from .inputs import InputSource
+from .spec import VideoPreprocessing
+
+
+def frame_transform(pre: VideoPreprocessing, from_bgr: bool):
+    """Per-frame: resize to pre.resize (H×W, bilinear, no antialias), center crop, to RGB uint8."""
+    import cv2
+    import numpy as np
+
+    out_h, out_w = pre.resize
+    crop_h, crop_w = pre.crop
+    # torchvision's center_crop rounds half to even: (171 - 112) / 2 = 29.5 -> 30
+    top = int(round((out_h - crop_h) / 2.0))
+    left = int(round((out_w - crop_w) / 2.0))
+    interpolation = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}[pre.interpolation]
+
+    def transform(frame):
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if from_bgr else cv2.COLOR_GRAY2RGB)
+        elif frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR if from_bgr else cv2.COLOR_RGBA2RGB)
+        # Resizing in float and rounding once reproduces torchvision's uint8 resize; cv2's
+        # fixed-point uint8 path is off by one level on about an eighth of the pixels.
+        resized = cv2.resize(frame.astype(np.float32), (out_w, out_h), interpolation=interpolation)
+        cropped = np.clip(np.rint(resized[top : top + crop_h, left : left + crop_w]), 0, 255).astype(np.uint8)
+        # resizing is per channel, so swapping channels after it gives the same pixels for less work
+        return cv2.cvtColor(cropped, cv2.COLOR_BGR2RGB) if from_bgr else cropped
+
+    return transform
+
+
+def normalize_clips(clips_frames, pre: VideoPreprocessing):
+    """[K][T] RGB uint8 crops -> float32 [K, 3, T, H, W], scaled to [0, 1] and normalized."""
+    import numpy as np
+
+    stacked = np.stack([np.stack(frames) for frames in clips_frames])  # K,T,H,W,C
+    data = stacked.astype(np.float32) / np.float32(255.0)
+    data -= np.asarray(pre.mean, dtype=np.float32)
+    data /= np.asarray(pre.std, dtype=np.float32)
+    return np.ascontiguousarray(data.transpose(0, 4, 1, 2, 3))
+
+
+def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing, clips: int):
+    """The model input for `source`: float32 [clips, 3, clip_len, crop_h, crop_w]."""
+    if clips < 1:
+        raise InputError(f"--clips must be at least 1, got {clips}")
+    if source.tensor is not None:
+        return source.tensor
+    started = time.perf_counter()
+    if source.frames is not None:
+        frames = source.frames
+        plan = clip_frame_indices(len(frames), None, pre.target_fps, clips, pre.clip_len)
+        transform = frame_transform(pre, from_bgr=False)
+        kept = {i: transform(frames[i]) for i in sorted({i for clip in plan for i in clip})}
+    else:
+        plan, kept = _decode_plan(source, pre, clips)
+    result = normalize_clips([[kept[i] for i in clip] for clip in plan], pre)
+    total_ms = (time.perf_counter() - started) * 1000
+    source.timings["preprocess"] = total_ms - source.timings.get("decode", 0.0)
+    return result
+
+
+def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
+    from .video import count_frames, probe, read_frames
+
+    info = probe(source.video)
+    transform = frame_transform(pre, from_bgr=True)
+    total = info.frame_count or count_frames(source.video)
+    if total:
+        plan = clip_frame_indices(total, info.fps, pre.target_fps, clips, pre.clip_len)
+        kept, decoded = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
+        needed = max(i for clip in plan for i in clip)
+        if decoded > needed:
+            return plan, kept
+        if decoded and info.frame_count:
+            source.warnings.append(
+                f"{source.video} decoded to {decoded} frames although its header claims {info.frame_count}; "
+                "classifying the frames that decoded"
+            )
+        total = decoded
+    if not total:
+        raise InputError(
+            f"{source.video} decodes to no frames (audio only, truncated, or corrupt); check it with ffprobe"
+        )
+    plan = clip_frame_indices(total, info.fps, pre.target_fps, clips, pre.clip_len)
+    kept, _ = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
+    return plan, kept

@@ -1,0 +1,1 @@
+"""Model plugins that ship with modelzoo; each registers through its own entry point."""

@@ -1,0 +1,1 @@
+"""The `zoo` subcommands, one module per area."""

@@ -1,0 +1,87 @@
+"""zoo cache list / verify / clean / path: see and manage the downloaded and converted files."""
+from __future__ import annotations
+
+import click
+
+from modelzoo.output import emit_json, table
+from modelzoo.session import pass_session
+
+
+@click.group()
+def cache():
+    """Manage the artifact cache ($ZOO_HOME, cache_dir in zoo.yaml, or the user cache dir)."""
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def list_cache(session, as_json):
+    """List every cached file with its origin and checksum status."""
+    entries = session.cache.entries()
+    if as_json:
+        emit_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        click.echo(f"the cache at {session.cache.root} is empty; `zoo fetch MODEL` downloads a model's weights")
+        return
+    rows = []
+    for e in entries:
+        if e.source_sha256:
+            origin = f"from {e.source_sha256[:12]}"
+        else:
+            origin = ("official" if e.official else "custom") + (", verified" if e.verified else ", unverified")
+        rows.append([e.model, e.artifact, e.path.name, _megabytes(e.size), e.sha256[:12], origin])
+    click.echo(table(["model", "artifact", "file", "size", "sha256", "status"], rows))
+    click.echo(f"{len(entries)} files, {_megabytes(sum(e.size for e in entries))} in {session.cache.root}")
+
+
+@cache.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def verify(session, as_json):
+    """Re-hash every cached file against its manifest; exits 2 if any is missing or changed."""
+    from modelzoo.core.errors import CacheError
+
+    results = session.cache.verify()
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            status = "ok" if r.ok else f"FAILED ({r.problem})"
+            click.echo(f"{status:16} {r.path}")
+        click.echo(f"{sum(r.ok for r in results)} of {len(results)} files ok")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise CacheError(
+            f"{len(failed)} cached file(s) are missing or changed (first: {failed[0].path}); "
+            "run `zoo cache clean MODEL` and fetch them again"
+        )
+
+
+@cache.command()
+@click.argument("model", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_session
+def clean(session, model, yes):
+    """Delete cached files: one model's, or everything."""
+    store = session.cache
+    what = f"{model}'s cached files" if model else "every cached file"
+    size = store.size(model)
+    if size == 0:
+        click.echo(f"nothing cached{' for ' + model if model else ''} in {store.root}")
+        return
+    if not yes:
+        click.confirm(f"delete {what} ({_megabytes(size)}) from {store.root}?", abort=True, err=True)
+    freed = store.clean(model)
+    click.echo(f"freed {_megabytes(freed)}")
+
+
+@cache.command()
+@pass_session
+def path(session):
+    """Print the cache directory."""
+    click.echo(str(session.cache.root))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

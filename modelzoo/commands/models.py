@@ -1,0 +1,133 @@
+"""zoo list / info / plugins: what is installed, what runs here, what is cached."""
+from __future__ import annotations
+
+import click
+
+from modelzoo.output import emit_json, table
+from modelzoo.session import pass_session
+
+
+def _backends_here(session, spec) -> list:
+    """Names of backends that could run `spec` on this machine now (cheap: no backend import)."""
+    names = []
+    for name, backend in sorted(session.registry.backends.items()):
+        if not backend.is_available():
+            continue
+        if backend.converts_weights or backend.default_model(spec, session.cache) is not None:
+            names.append(name)
+    return names
+
+
+def _cached(session, spec) -> dict:
+    return {
+        artifact.name: session.cache.find(spec.name, artifact.name) is not None for artifact in spec.artifacts
+    }
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def list_models(session, as_json):
+    """List every model, what runs it here, and what is cached."""
+    from modelzoo.core.registry import get_models
+
+    session.registry
+    rows = []
+    for spec in get_models():
+        rows.append(
+            {
+                "name": spec.name,
+                "task": spec.task,
+                "input": {"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype},
+                "backends": _backends_here(session, spec),
+                "cached": _cached(session, spec),
+                "plugin": spec.plugin,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no models installed; install a model plugin (see `zoo plugins`)")
+        return
+    click.echo(
+        table(
+            ["model", "task", "input", "backends here", "cached"],
+            [
+                [
+                    r["name"],
+                    r["task"],
+                    f"{r['input']['dtype']}[{','.join(map(str, r['input']['shape']))}]",
+                    ",".join(r["backends"]) or "-",
+                    ",".join(k for k, v in r["cached"].items() if v) or "-",
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@click.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def info(session, model, as_json):
+    """Show a model's specification, artifacts, accuracy and board performance."""
+    spec = session.registry.get_model(model)
+    data = spec.to_dict()
+    for artifact in data["artifacts"]:
+        cached = session.cache.find(spec.name, artifact["name"])
+        artifact["cached_path"] = str(cached.path) if cached else None
+    data["backends_here"] = _backends_here(session, spec)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{spec.name}: {spec.description}")
+    click.echo(f"  task       {spec.task}   family {spec.family or '-'}   plugin {spec.plugin}")
+    click.echo(f"  input      {spec.input.name} {spec.input.dtype}[{','.join(map(str, spec.input.shape))}] {spec.input.layout}")
+    click.echo(f"  output     {spec.output.name} {spec.output.dtype}[{','.join(map(str, spec.output.shape))}], {len(spec.labels)} labels")
+    pre = spec.preprocessing
+    click.echo(
+        f"  preprocess {pre.clip_len} frames at {pre.target_fps or 'native'} fps, resize {pre.resize[0]}x{pre.resize[1]} "
+        f"{pre.interpolation}, center crop {pre.crop[0]}x{pre.crop[1]}, mean {pre.mean}, std {pre.std}"
+    )
+    if spec.params:
+        click.echo(f"  parameters {spec.params:,}")
+    click.echo(f"  license    {spec.license}")
+    click.echo(f"  backends   {', '.join(data['backends_here']) or 'none here'}")
+    click.echo("\nartifacts:")
+    for artifact in data["artifacts"]:
+        click.echo(f"  {artifact['name']}: {artifact['url']}")
+        click.echo(f"    sha256 {artifact['sha256'] or 'not published'}   cached {artifact['cached_path'] or 'no'}")
+    if spec.metrics:
+        click.echo("\nreference accuracy:")
+        click.echo(table(["metric", "value", "dataset", "protocol"], [[m.name, m.value, m.dataset, m.protocol] for m in spec.metrics]))
+    if spec.board_perf:
+        click.echo("\npublished board performance (not measured here):")
+        click.echo(
+            table(
+                ["device", "march", "threads", "avg latency ms", "FPS"],
+                [[p.device, p.march, p.threads, p.avg_latency_ms, p.fps] for p in spec.board_perf],
+            )
+        )
+        click.echo(f"  source: {spec.board_perf[0].source}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def plugins(session, as_json):
+    """List installed plugins with versions, hooks, models and load errors."""
+    infos = list(session.registry.plugins.values())
+    if as_json:
+        emit_json([i.to_dict() for i in infos])
+        return
+    click.echo(
+        table(
+            ["plugin", "version", "models", "hooks", "status"],
+            [
+                [i.name, i.version or "-", ",".join(i.models) or "-", ",".join(h.removeprefix("zoo_") for h in i.hooks) or "-", f"error: {i.error}" if i.error else "ok"]
+                for i in infos
+            ],
+        )
+    )

@@ -1,0 +1,41 @@
+"""What every command shares: the config, the registry and the cache, each made on first use."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import click
+
+
+class Session:
+    def __init__(self, config_path=None, debug: bool = False):
+        self.config_path = config_path
+        self.debug = debug
+
+    @cached_property
+    def config(self):
+        from modelzoo.core.config import load_config
+
+        return load_config(self.config_path)
+
+    @cached_property
+    def registry(self):
+        from modelzoo.core.registry import get_registry
+
+        registry = get_registry()
+        for info in registry.plugins.values():
+            if info.error:
+                click.echo(f"warning: plugin {info.name!r} not loaded: {info.error} (see `zoo plugins`)", err=True)
+        return registry
+
+    @cached_property
+    def cache(self):
+        from modelzoo.core.cache import ArtifactCache
+
+        return ArtifactCache(self.config.cache_root())
+
+
+def current_session() -> Session:
+    return click.get_current_context().find_object(Session)
+
+
+pass_session = click.make_pass_decorator(Session)

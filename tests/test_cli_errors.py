@@ -1,0 +1,148 @@
+"""Every user error is one `error:` line saying what to do, exit code 2, and no traceback."""
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from videos import write_video
+from zoo_cli import invoke
+
+
+@pytest.fixture(autouse=True)
+def _zoo_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path):
+    """A stand-in classifier with R3D-18's input and output: mean over T,H,W then a fixed projection."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((3, 400)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["video", "axes"], ["pooled"], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["N", 3, 16, 112, 112])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 400])],
+        [numpy_helper.from_array(np.array([2, 3, 4], np.int64), "axes"), numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def run(capsys, input_path, *extra):
+    return invoke(capsys, "run", "r3d_18", "--input", input_path, *extra)
+
+
+def test_missing_file(capsys):
+    run(capsys, "nope.mp4").assert_user_error("nope.mp4", "does not exist")
+
+
+def test_empty_file(capsys, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    run(capsys, tmp_path / "empty.mp4").assert_user_error("empty")
+
+
+def test_not_a_video(capsys, tmp_path, tiny_onnx):
+    (tmp_path / "notes.mp4").write_text("these are not frames\n" * 50)
+    run(capsys, tmp_path / "notes.mp4", "--model", tiny_onnx).assert_user_error("notes.mp4", "not a video")
+
+
+def test_truncated_video_that_cannot_be_opened(capsys, tmp_path, tiny_onnx):
+    good = write_video(tmp_path / "good.mp4", 30, 25, codec="mp4v")
+    (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[:200])
+    run(capsys, tmp_path / "cut.mp4", "--model", tiny_onnx).assert_user_error("cut.mp4")
+
+
+def test_video_with_no_frames(capsys, tmp_path, tiny_onnx):
+    path = write_video(tmp_path / "none.avi", 0, 25)
+    if path.stat().st_size == 0:
+        pytest.skip("OpenCV wrote an empty file for a zero-frame video")
+    run(capsys, path, "--model", tiny_onnx).assert_user_error("none.avi")
+
+
+def test_video_shorter_than_its_header_warns_and_classifies(capsys, tmp_path, tiny_onnx):
+    whole = write_video(tmp_path / "whole.avi", 90, 30)
+    data = whole.read_bytes()
+    (tmp_path / "short.avi").write_bytes(data[: int(len(data) * 0.5)])
+    result = run(capsys, tmp_path / "short.avi", "--model", tiny_onnx)
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "header claims 90" in warnings[0]
+    assert "rank" in result.out
+
+
+@pytest.mark.parametrize(
+    "array,fragment",
+    [
+        (np.zeros((2, 3, 16, 112, 112), np.float64), "float64"),
+        (np.zeros((3, 8, 112, 112), np.float32), "[3, 8, 112, 112]"),
+        (np.zeros((10, 20, 30), np.uint8), "[10, 20, 30]"),
+    ],
+)
+def test_npy_with_wrong_shape_or_dtype(capsys, tmp_path, array, fragment, tiny_onnx):
+    np.save(tmp_path / "bad.npy", array)
+    run(capsys, tmp_path / "bad.npy", "--model", tiny_onnx).assert_user_error(fragment, "zoo preprocess")
+
+
+def test_pickled_npy_is_refused_and_not_executed(capsys, tmp_path, tiny_onnx):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    np.save(tmp_path / "evil.npy", np.array([Evil()], dtype=object), allow_pickle=True)
+    run(capsys, tmp_path / "evil.npy", "--model", tiny_onnx).assert_user_error("pickle")
+    assert not marker.exists()
+
+
+def test_unknown_model(capsys):
+    invoke(capsys, "run", "r4d_99", "--input", "x.mp4").assert_user_error("r4d_99", "zoo list")
+    invoke(capsys, "info", "r4d_99").assert_user_error("unknown model")
+
+
+def test_unknown_backend(capsys, tmp_path):
+    run(capsys, tmp_path, "--backend", "tpu").assert_user_error("tpu", "onnxruntime")
+
+
+def test_backend_not_available_here(capsys, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("hbm_runtime") is not None:
+        pytest.skip("hbm_runtime is installed here")
+    run(capsys, tmp_path / "x.mp4", "--backend", "hbm").assert_user_error("hbm")
+
+
+def test_missing_model_file(capsys, tmp_path):
+    write_video(tmp_path / "v.avi", 20, 15)
+    run(capsys, tmp_path / "v.avi", "--model", "missing.onnx").assert_user_error("missing.onnx")
+
+
+def test_bad_option_value_is_one_line(capsys, tmp_path):
+    run(capsys, tmp_path / "x.mp4", "--clips", "0").assert_user_error("--clips")
+
+
+def test_debug_shows_the_traceback(capsys):
+    result = invoke(capsys, "--debug", "run", "r3d_18", "--input", "nope.mp4")
+    assert result.code == 2 and "Traceback" in result.err and result.error_lines
+
+
+def test_a_real_process_prints_one_line(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "modelzoo", "run", "r3d_18", "--input", str(tmp_path / "nope.mp4")],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error:") and len(completed.stderr.strip().splitlines()) == 1
