@@ -1,0 +1,72 @@
+"""zoo list / info / plugins, in text and JSON, and the promise that listing stays light."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from zoo_cli import invoke
+
+
+@pytest.fixture(autouse=True)
+def _zoo_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_list_json_describes_r3d_18(capsys):
+    result = invoke(capsys, "list", "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in json.loads(result.out)}
+    r3d = rows["r3d_18"]
+    assert r3d["task"] == "video-classification"
+    assert r3d["input"] == {"name": "video", "shape": ["N", 3, 16, 112, 112], "dtype": "float32"}
+    assert "onnxruntime" in r3d["backends"]
+    assert r3d["cached"] == {"weights": False, "hbm": False}
+
+
+def test_list_table(capsys):
+    result = invoke(capsys, "list")
+    assert result.code == 0
+    header, _rule, *rows = result.out.splitlines()
+    assert header.split()[:3] == ["model", "task", "input"]
+    assert any(row.startswith("r3d_18 ") for row in rows)
+
+
+def test_info_json_has_artifacts_accuracy_and_board_figures(capsys):
+    data = json.loads(invoke(capsys, "info", "r3d_18", "--json").out)
+    weights = next(a for a in data["artifacts"] if a["name"] == "weights")
+    assert weights["sha256"].startswith("b3b3357e") and weights["filename"] == "r3d_18-b3b3357e.pth"
+    assert weights["cached_path"] is None
+    assert data["num_classes"] == 400 and data["preprocessing"]["resize"] == [128, 171]
+    assert any(m["name"] == "acc@1" and m["value"] == 63.2 and "5 clips" in m["protocol"] for m in data["metrics"])
+    assert {(p["threads"], p["avg_latency_ms"], p["fps"]) for p in data["board_perf"]} >= {(1, 182.68, 5.47), (8, 249.19, 30.74)}
+
+
+def test_info_text_says_board_figures_are_published(capsys):
+    out = invoke(capsys, "info", "r3d_18").out
+    assert "published board performance (not measured here)" in out and "182.68" in out
+
+
+def test_plugins_lists_r3d_18_with_its_hooks(capsys):
+    plugins = {p["name"]: p for p in json.loads(invoke(capsys, "plugins", "--json").out)}
+    r3d = plugins["r3d_18"]
+    assert r3d["error"] is None and r3d["models"] == ["r3d_18"] and r3d["version"]
+    assert {"zoo_register_models", "zoo_preprocess", "zoo_postprocess", "zoo_build_onnx"} <= set(r3d["hooks"])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"], ["plugins"]])
+def test_listing_imports_no_runtime_or_model_code(args):
+    code = (
+        "import sys\nfrom modelzoo.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = [m for m in ('onnxruntime', 'cv2', 'onnx', 'numpy', 'torch', 'modelzoo.core.video_resnet') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_python_m_modelzoo_works():
+    out = subprocess.run([sys.executable, "-m", "modelzoo", "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("zoo, version")
