@@ -102,7 +102,9 @@ class Block:
     shortcut: ConvBN | None
 
 
-def _block_conv(kind: ConvKind, prefix: str, cin: int, cout: int, mid: int, stride: int, last_relu: bool) -> list[ConvBN]:
+def _block_conv(
+    kind: ConvKind, prefix: str, cin: int, cout: int, mid: int, stride: int, last_relu: bool
+) -> list[ConvBN]:
     """The ConvBN units of one `conv1`/`conv2` Sequential of a BasicBlock."""
     n = len(kind.kernels)
     units = []

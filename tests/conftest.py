@@ -50,3 +50,15 @@ def reference_checkpoint(reference_model, tmp_path_factory):
 def r3d18_checkpoint(reference_checkpoint):
     """Path to a random-weight R3D-18 checkpoint (non-trivial BatchNorm statistics), as torchvision saves one."""
     return reference_checkpoint("r3d_18")
+
+
+# --- Isolation -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolated_zoo_home(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's real cache or config: each gets a fresh $ZOO_HOME."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home")))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg_config")))
+    monkeypatch.delenv("ZOO_CONFIG", raising=False)
+    monkeypatch.delenv("ZOO_PLUGINS", raising=False)

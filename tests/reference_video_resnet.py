@@ -84,7 +84,8 @@ class VideoResNet(nn.Module):
         self.stem = make_stem()
         cin = 64
         for i, (maker, width, stride) in enumerate(zip(makers, (64, 128, 256, 512), (1, 2, 2, 2)), start=1):
-            setattr(self, f"layer{i}", nn.Sequential(BasicBlock(cin, width, maker, stride), BasicBlock(width, width, maker)))
+            stage = nn.Sequential(BasicBlock(cin, width, maker, stride), BasicBlock(width, width, maker))
+            setattr(self, f"layer{i}", stage)
             cin = width
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(512, num_classes)
