@@ -115,14 +115,8 @@ class ArtifactCache:
 
     def find(self, model: str, artifact_name: str) -> CachedFile | None:
         """The cached file for this artifact: official before custom, then the newest."""
-        matches = [
-            e
-            for e in self._primary_entries(model)
-            if e.artifact == artifact_name and e.path.is_file()
-        ]
-        if not matches:
-            return None
-        return max(matches, key=lambda e: (e.official, e.created, _mtime(e.manifest_path)))
+        matches = [e for e in self._primary_entries(model) if e.artifact == artifact_name and e.path.is_file()]
+        return max(matches, key=lambda e: (e.official, e.created, _mtime(e.manifest_path)), default=None)
 
     def find_by_sha(self, model: str, sha256: str) -> CachedFile | None:
         manifest = self.model_dir(model) / _check_sha(sha256.lower()) / MANIFEST
@@ -192,9 +186,12 @@ class ArtifactCache:
                 src.unlink(missing_ok=True)
             if (verified and not existing.verified) or (official and not existing.official):
                 # Same bytes, now known to match a published hash: record that, keep the rest.
-                return self._write_manifest(existing, verified=existing.verified or verified,
-                                            official=existing.official or official,
-                                            url=existing.url or url)
+                return self._write_manifest(
+                    existing,
+                    verified=existing.verified or verified,
+                    official=existing.official or official,
+                    url=existing.url or url,
+                )
             return existing
         target = self.file_path(model, sha256, filename or src.name)
         target.parent.mkdir(parents=True, exist_ok=True)

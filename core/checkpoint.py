@@ -154,6 +154,8 @@ class _TorchUnpickler(pickle.Unpickler):
             info = self._archive.getinfo(name)
         except KeyError:
             raise CheckpointError(f"{self._path} is missing tensor data {name}; the file is incomplete") from None
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise CheckpointError(f"{self._path}: {name} claims {info.file_size} bytes but stores {info.compress_size}")
         if not isinstance(numel, int) or numel < 0 or info.file_size != numel * dtype.itemsize:
             raise CheckpointError(
                 f"{self._path}: {name} holds {info.file_size} bytes, expected {numel} x {dtype.itemsize}"

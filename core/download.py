@@ -56,27 +56,10 @@ def download(
             dest.unlink()  # corrupt: fetch it again
         part = dest.with_name(dest.name + ".part")
         reporter = _Progress(dest.name, progress)
-        failures = 0
-        while True:
-            before = _size(part)
-            try:
-                _attempt(url, part, timeout, reporter, hint)
-                break
-            except _Retry as exc:
-                reason = str(exc)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                reason = _describe(exc)
-            # Progress resets the budget: a flaky link that keeps delivering bytes gets there.
-            failures = 0 if _size(part) > before else failures + 1
-            if failures > retries:
-                reporter.done()
-                raise DownloadError(
-                    f"could not download {url}: {reason}. Check the network connection (and any proxy), "
-                    f"or {hint}"
-                )
-            if failures:
-                time.sleep(_BACKOFF * 2 ** (failures - 1))
-        reporter.done()
+        try:
+            _fetch_with_retries(url, part, timeout, retries, reporter, hint)
+        finally:
+            reporter.done()
         actual = sha256_file(part)
         if expected is not None and actual != expected:
             part.unlink(missing_ok=True)
@@ -88,6 +71,27 @@ def download(
         return actual
     finally:
         lock.release()
+
+
+def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, reporter: "_Progress", hint: str) -> None:
+    failures = 0
+    while True:
+        before = _size(part)
+        try:
+            _attempt(url, part, timeout, reporter, hint)
+            return
+        except _Retry as exc:
+            reason = str(exc)
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = _describe(exc)
+        # Progress resets the budget: a flaky link that keeps delivering bytes gets there.
+        failures = 0 if _size(part) > before else failures + 1
+        if failures > retries:
+            raise DownloadError(
+                f"could not download {url}: {reason}. Check the network connection (and any proxy), or {hint}"
+            )
+        if failures:
+            time.sleep(_BACKOFF * 2 ** (failures - 1))
 
 
 def _attempt(url: str, part: Path, timeout: float, reporter: "_Progress", hint: str) -> None:
@@ -134,7 +138,7 @@ def _attempt(url: str, part: Path, timeout: float, reporter: "_Progress", hint: 
 def _content_range(value: str) -> tuple:
     """(first byte, total size or None) from 'bytes 100-199/200'."""
     try:
-        unit, _, spec = value.partition(" ")
+        _unit, _, spec = value.partition(" ")
         span, _, total = spec.partition("/")
         start = int(span.split("-", 1)[0])
         return start, (int(total) if total.isdigit() else None)
