@@ -1,11 +1,12 @@
 """From a model name to a runnable file: fetch or import the weights, convert once, reuse the cache."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import sha256_file
 from .errors import ZooError
+from .version import zoo_version
 
 
 @dataclass(frozen=True)
@@ -13,14 +14,6 @@ class Weights:
     path: Path
     sha256: str
     official: bool
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> Weights:
@@ -44,11 +37,16 @@ def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> We
 
 
 def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
-    """The ONNX converted from `weights`, cached by the checkpoint's sha256. Returns (path, converted_now)."""
-    filename = f"{spec.name}.onnx"
-    target = cache.derived_path(spec.name, weights.sha256, filename)
-    if target.is_file():
-        return target, False
+    """The ONNX converted from `weights`, cached by checkpoint hash. Returns (path, converted_now).
+
+    A file made by another zoo or plugin version is converted again: a converter fix must reach
+    users who already have a cached model.
+    """
+    plugin = registry.plugins.get(spec.plugin)
+    filename = f"{spec.name}-{plugin.version if plugin and plugin.version else 'dev'}.onnx"
+    hit = cache.find_derived(spec.name, weights.sha256, filename)
+    if hit is not None and hit.zoo_version == zoo_version():
+        return hit.path, False
     if log:
         log(f"converting {weights.path.name} to ONNX (once; cached by checkpoint hash)")
     from .checkpoint import load_state_dict
@@ -58,5 +56,4 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
     if model is None:
         raise ZooError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
     payload = model.SerializeToString()
-    path = cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload))
-    return Path(getattr(path, "path", path)), True
+    return cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path, True

@@ -29,6 +29,11 @@ class Backend:
         return bool(cls.package) and importlib.util.find_spec(cls.package) is not None
 
     @classmethod
+    def can_load(cls) -> bool:
+        """Whether the backend really works here; may import its package. Used to choose a backend."""
+        return cls.is_available()
+
+    @classmethod
     def default_model(cls, spec, cache):
         """A model file this backend can run without --model, or None (e.g. a fetched .hbm)."""
         return None
@@ -52,7 +57,7 @@ def choose_backend(spec, requested: str, model_path, backends: dict, cache):
             known = ", ".join(["auto", *sorted(backends)])
             raise BackendError(f"unknown backend {requested!r}; choose one of: {known}")
         backend = backends[requested]
-        if not backend.is_available():
+        if not backend.can_load():
             raise BackendError(backend.unavailable_message())
         if model_path is not None and backend.model_suffixes and Path(model_path).suffix not in backend.model_suffixes:
             raise BackendError(
@@ -61,15 +66,22 @@ def choose_backend(spec, requested: str, model_path, backends: dict, cache):
             )
         return backend
     candidates = sorted(backends.values(), key=lambda b: -b.auto_priority)
+    unavailable = []  # backends that could run the file but not here: the most useful thing to say
     for backend in candidates:
         if model_path is not None and Path(model_path).suffix not in backend.model_suffixes:
             continue
-        if not backend.is_available():
+        if not backend.can_load():
+            if model_path is not None:
+                unavailable.append(backend)
             continue
         if model_path is None and backend.default_model(spec, cache) is None and not backend.converts_weights:
             continue
         return backend
     what = Path(model_path).name if model_path is not None else spec.name
+    if model_path is not None and Path(model_path).suffix in (".pth", ".pt", ".safetensors", ".npz"):
+        raise BackendError(f"{what} looks like a checkpoint, not a model file; pass it as --weights {model_path}")
+    if unavailable:
+        raise BackendError(f"cannot run {what} here: {unavailable[0].unavailable_message()}")
     raise BackendError(
         f"no backend available here can run {what} (installed: {', '.join(sorted(backends)) or 'none'}); "
         "see `zoo list` for what runs where"

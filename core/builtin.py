@@ -9,9 +9,11 @@ ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
 
 @hookimpl
 def zoo_register_backends(register):
+    from .hbm_backend import HbmBackend
     from .onnxruntime_backend import OnnxRuntimeBackend
 
     register(OnnxRuntimeBackend)
+    register(HbmBackend)
 
 
 @hookimpl(trylast=True)

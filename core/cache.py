@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .errors import CacheError
+from .version import zoo_version
 
 MANIFEST = "manifest.json"
 DERIVED = "derived"
@@ -244,6 +245,10 @@ class ArtifactCache:
         )
         return self._write_manifest(entry)
 
+    def mark(self, entry: CachedFile, *, verified: bool, official: bool) -> CachedFile:
+        """Record that a cached file was checked against a known hash."""
+        return self._write_manifest(entry, verified=verified, official=official)
+
     def _write_manifest(self, entry: CachedFile, **changes) -> CachedFile:
         if changes:
             entry = dataclasses.replace(entry, **changes)
@@ -288,15 +293,6 @@ def sha256_file(path, block_size: int = 1 << 20) -> str:
         while block := handle.read(block_size):
             digest.update(block)
     return digest.hexdigest()
-
-
-def zoo_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("modelzoo")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 _FIELDS = ("model", "artifact", "sha256", "size", "url", "created", "zoo_version", "verified", "official")

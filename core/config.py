@@ -74,7 +74,9 @@ def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
         if path.is_file():
             return path
         if must_exist:
-            raise ConfigError(f"config file {path} does not exist; fix the path or unset ${CONFIG_ENV}")
+            how = "fix --config" if candidate is explicit else f"fix or unset ${CONFIG_ENV}"
+            state = "is not a file" if path.exists() else "does not exist"
+            raise ConfigError(f"config file {path} {state}; {how}")
     return None
 
 
@@ -82,7 +84,13 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
         return Config()
-    return parse_config(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror}); check the path and permissions") from None
+    return parse_config(text, path)
 
 
 def parse_config(text: str, path: Path) -> Config:

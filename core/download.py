@@ -14,10 +14,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .cache import ArtifactCache, CachedFile, sha256_file, zoo_version
+from .cache import ArtifactCache, CachedFile, sha256_file
+from .version import zoo_version
 from .errors import DownloadError, InputError
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 20.0  # per connect and per read; a stalled transfer fails, a slow one does not
 _BACKOFF = 0.4  # seconds before the first retry, doubled each time: 0.4 + 0.8 + 1.6 for 3 retries
 _CHUNK = 1 << 18
 
@@ -84,6 +85,11 @@ def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, repo
             reason = str(exc)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = _describe(exc)
+            if isinstance(getattr(exc, "reason", exc), socket.gaierror):
+                # no DNS means no network: waiting and asking again will not change that
+                raise DownloadError(
+                    f"could not download {url}: {reason}. Check the network connection (and any proxy), or {hint}"
+                ) from None
         # Progress resets the budget: a flaky link that keeps delivering bytes gets there.
         failures = 0 if _size(part) > before else failures + 1
         if failures > retries:
@@ -249,7 +255,8 @@ def fetch_artifact(
     if expected is not None:
         hit = cache.find_by_sha(spec.name, expected)
         if hit is not None:
-            return hit
+            # the bytes match the expected hash, however they got here: that is verification
+            return hit if hit.verified else cache.mark(hit, verified=True, official=hit.official or official)
         dest = cache.file_path(spec.name, expected, _filename(source, artifact))
         download(source, dest, expected, progress=progress, hint=hint)
         return cache.add_file(spec.name, artifact.name, dest, source, expected, verified=True, official=official)
@@ -269,8 +276,16 @@ def fetch_artifact(
             return hit
         staged = staging / filename
         observed = download(source, staged, None, progress=progress, hint=hint)
+        prefix_ok = _matches_prefix(artifact, observed)
+        if prefix_ok is False:
+            staged.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{source} has sha256 {observed}, which does not start with the published prefix "
+                f"{artifact.sha256_prefix}; the file is not the official one. {hint[0].upper()}{hint[1:]}"
+            )
         return cache.add_file(
-            spec.name, artifact.name, staged, source, observed, verified=False, official=official, move=True
+            spec.name, artifact.name, staged, source, observed,
+            verified=bool(prefix_ok), official=official or bool(prefix_ok), move=True,
         )
 
 
@@ -284,7 +299,10 @@ def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; pass the path of a downloaded {artifact.name} file")
     actual = sha256_file(path)
-    official = artifact.sha256 is not None and actual == artifact.sha256.lower()
+    official = (artifact.sha256 is not None and actual == artifact.sha256.lower()) or bool(_matches_prefix(artifact, actual))
+    hit = cache.find_by_sha(spec.name, actual)
+    if hit is not None and hit.artifact == artifact.name and hit.official == official:
+        return hit, official  # imported before: already checked and copied
     if not official and artifact.format == "pytorch":
         from .checkpoint import load_state_dict
 
@@ -300,6 +318,14 @@ def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
         filename=artifact.filename if official else path.name,
     )
     return cached, official
+
+
+def _matches_prefix(artifact, observed: str):
+    """True/False against a published hash prefix (as torch.hub checks), None when there is none."""
+    prefix = getattr(artifact, "sha256_prefix", None)
+    if artifact.sha256 or not prefix:
+        return None
+    return observed.lower().startswith(prefix.lower())
 
 
 def _manual_command(spec, artifact) -> str:

@@ -19,6 +19,10 @@ class InputError(ZooError):
     """An input file is missing, empty, unreadable or of the wrong shape."""
 
 
+class OutputError(ZooError):
+    """An output file or the cache cannot be written (read-only, missing directory, not a directory)."""
+
+
 class BackendError(ZooError):
     """A backend is unknown, not available here, or cannot load the model."""
 

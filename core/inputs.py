@@ -18,10 +18,6 @@ class InputSource:
     timings: dict = field(default_factory=dict)  # ms, filled by the decoder and preprocessing
     warnings: list = field(default_factory=list)
 
-    @property
-    def kind(self) -> str:
-        return "video" if self.video is not None else "frames" if self.frames is not None else "tensor"
-
 
 def open_input(path, input_shape: tuple) -> InputSource:
     """Check the file and classify it; `.npy` is loaded without pickle and its shape validated."""
@@ -54,12 +50,20 @@ def _open_npy(path: Path, input_shape: tuple) -> InputSource:
     if array.dtype == np.uint8 and array.ndim == 4 and array.shape[-1] == 3 and array.shape[0] >= 1:
         return InputSource(path=path, frames=array)
     if array.dtype == np.float32 and array.shape == clip_shape:
-        return InputSource(path=path, tensor=array[None])
+        return InputSource(path=path, tensor=_finite(path, array[None]))
     if array.dtype == np.float32 and array.ndim == len(clip_shape) + 1 and array.shape[1:] == clip_shape and array.shape[0] >= 1:
-        return InputSource(path=path, tensor=array)
+        return InputSource(path=path, tensor=_finite(path, array))
     wanted = "x".join(map(str, clip_shape))
     raise InputError(
         f"{path} holds a {array.dtype} array of shape {list(array.shape)}; expected raw RGB frames "
         f"T×H×W×3 uint8, or a preprocessed float32 clip [{wanted}] or [K,{wanted.replace('x', ',')}] "
         "(make one with `zoo preprocess`)"
     )
+
+
+def _finite(path: Path, tensor):
+    import numpy as np
+
+    if not np.isfinite(tensor).all():
+        raise InputError(f"{path} contains NaN or infinite values; regenerate it with `zoo preprocess`")
+    return tensor

@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import ConversionError
+from .version import zoo_version
 
 # Opset 17 is the lowest the issue allows; staying there keeps the graph loadable by
 # older converters (the S100 toolchain ships its own onnx) as well as onnxruntime.
@@ -36,15 +37,6 @@ def fold_batchnorm(
     b0 = np.zeros_like(scale) if bias is None else np.asarray(bias, np.float64)
     b = (b0 - np.asarray(mean, np.float64)) * scale + np.asarray(beta, np.float64)
     return w.astype(np.float32), b.astype(np.float32)
-
-
-def _producer_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("modelzoo")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 class GraphBuilder:
@@ -166,7 +158,7 @@ class GraphBuilder:
         # otherwise stamp an IR version that released onnxruntimes refuse to load.
         model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
         model.producer_name = PRODUCER_NAME
-        model.producer_version = _producer_version()
+        model.producer_version = zoo_version()
         model.doc_string = doc_string
         if metadata:
             helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})

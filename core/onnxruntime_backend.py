@@ -12,6 +12,7 @@ class OnnxRuntimeBackend(Backend):
     install_hint = "pip install onnxruntime"
     auto_priority = 10
     converts_weights = True
+    max_batch = 4
 
     def __init__(self, model_path, *, threads=None, **options):
         super().__init__(model_path, threads=threads, **options)
@@ -20,6 +21,7 @@ class OnnxRuntimeBackend(Backend):
         session_options = ort.SessionOptions()
         # the graph is a chain: parallelism comes from inside each op
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session_options.log_severity_level = 3  # errors reach the user as one `error:` line instead
         if threads:
             session_options.intra_op_num_threads = int(threads)
             session_options.inter_op_num_threads = 1
@@ -44,10 +46,14 @@ class OnnxRuntimeBackend(Backend):
                 f"{self.model_path.name} expects input {list(self.input_shape)}, got {list(batch.shape)}; "
                 "the model file does not match this model's preprocessing"
             )
-        if isinstance(self.input_shape[0], int):  # static batch: one clip per call
-            outputs = [self.session.run([self.output_name], {self.input_name: clip[None]})[0] for clip in batch]
-            return np.concatenate(outputs, axis=0)
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+        # A static batch takes one clip per call; a dynamic one takes a few, since activations
+        # grow by tens of MB per clip and batching gains little on a CPU.
+        step = 1 if isinstance(self.input_shape[0], int) else self.max_batch
+        outputs = [
+            self.session.run([self.output_name], {self.input_name: batch[start : start + step]})[0]
+            for start in range(0, len(batch), step)
+        ]
+        return np.concatenate(outputs, axis=0)
 
     def describe(self) -> str:
         import onnxruntime as ort

@@ -9,6 +9,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, UnknownModelError
+from .version import zoo_version
 
 ENTRY_POINT_GROUP = "modelzoo"
 PLUGINS_ENV = "ZOO_PLUGINS"
@@ -59,7 +60,7 @@ class Registry:
             self._loaded = True
             from . import builtin
 
-            self.add_plugin(builtin, name=BUILTIN_PLUGIN, version=_dist_version("modelzoo"))
+            self.add_plugin(builtin, name=BUILTIN_PLUGIN, version=zoo_version())
             for entry_point in _entry_points():
                 self._load_entry_point(entry_point)
         return self
@@ -91,6 +92,12 @@ class Registry:
             info.error = (
                 f"targets hook-spec version {declared!r}, this zoo provides {hookspecs.HOOKSPEC_VERSION}; "
                 "upgrade the plugin or modelzoo"
+            )
+            return info
+        unknown = _unknown_hooks(module)
+        if unknown:
+            info.error = (
+                f"implements unknown hook(s) {', '.join(unknown)}; check the spelling against modelzoo's hookspecs"
             )
             return info
         try:
@@ -144,7 +151,7 @@ class Registry:
                     raise
                 raise PluginError(
                     f"plugin {spec.plugin!r} failed in {hook_name} for {spec.name}: {type(exc).__name__}: {exc}; "
-                    "report it to the plugin's author (run with --debug for the traceback)"
+                    "report it to the plugin's author (`zoo --debug …` shows the traceback)"
                 ) from exc
 
         return call
@@ -164,9 +171,13 @@ class Registry:
             changes.extend(result or [])
         return changes
 
-    def select_backend(self, spec, requested: str, model_path, cache):
+    def select_backend(self, spec, requested: str, model_path, cache, from_weights: bool = False):
+        """The Backend class for this run; `from_weights` offers auto only backends that run converted weights."""
+        backends = dict(self.backends)
+        if from_weights and requested == "auto":
+            backends = {name: b for name, b in backends.items() if b.converts_weights}
         return self.pm.hook.zoo_select_backend(
-            spec=spec, requested=requested, model_path=model_path, backends=dict(self.backends), cache=cache
+            spec=spec, requested=requested, model_path=model_path, backends=backends, cache=cache
         )
 
 
@@ -176,23 +187,30 @@ def _is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, ZooError)
 
 
+def _unknown_hooks(module) -> list:
+    """Functions marked @hookimpl whose name is no hook: pluggy would silently never call them."""
+    marker = f"{ENTRY_POINT_GROUP}_impl"
+    return sorted(
+        name
+        for name in dir(module)
+        if hasattr(getattr(module, name, None), marker)
+        and not hasattr(getattr(hookspecs, name, None), f"{ENTRY_POINT_GROUP}_spec")
+    )
+
+
 def _hook_names(pm, plugin) -> list:
     return [caller.name for caller in pm.get_hookcallers(plugin) or []]
 
 
 def _entry_points():
+    """modelzoo's own plugins first, so a third-party plugin cannot take over a built-in model name."""
     from importlib.metadata import entry_points
 
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    def own_first(ep):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else ""
+        return (dist != "modelzoo", ep.name)
 
-
-def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=own_first)
 
 
 _registry: Registry | None = None

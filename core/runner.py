@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, PluginError
+from .errors import BackendError, InputError, PluginError
 from .inputs import open_input
 
 
@@ -68,7 +68,7 @@ def resolve_model_file(registry, spec, backend_cls, request: RunRequest, config,
         if not path.is_file():
             raise InputError(f"model file {path} does not exist; check --model")
         return path
-    default = backend_cls.default_model(spec, cache)
+    default = None if request.weights else backend_cls.default_model(spec, cache)
     if default is not None:
         return Path(default)
     from .artifacts import resolve_onnx, resolve_weights
@@ -88,10 +88,21 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
     requested = request.backend or config.default_backend
     threads = request.threads or config.threads
 
-    backend_cls = registry.select_backend(spec, requested, request.model_path, cache)
+    try:
+        backend_cls = registry.select_backend(
+            spec, requested, request.model_path, cache, from_weights=bool(request.weights and not request.model_path)
+        )
+    except BackendError as exc:
+        if request.backend is None and config.path is not None and requested != "auto":
+            raise BackendError(f"{exc} (default_backend in {config.path})") from None
+        raise
     started = time.perf_counter()
     tensor, source = prepare_input(registry, spec, request.input, clips)
     prepared_ms = (time.perf_counter() - started) * 1000
+    if source.tensor is not None and request.clips and request.clips != tensor.shape[0]:
+        source.warnings.append(
+            f"--clips {request.clips} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
+        )
     for warning in source.warnings:
         if log:
             log(f"warning: {warning}")

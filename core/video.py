@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,17 @@ class VideoInfo:
     height: int
 
 
-def _open(path: Path):
+def opencv():
+    """Import cv2 with FFmpeg's own console logging off: a bad file must give one `error:` line."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     import cv2
 
+    return cv2
+
+
+def _open(path: Path):
+    cv2 = opencv()
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
@@ -32,8 +41,7 @@ def _open(path: Path):
 
 
 def probe(path: Path) -> VideoInfo:
-    import cv2
-
+    cv2 = opencv()
     capture = _open(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS)

@@ -11,9 +11,11 @@ from .spec import VideoPreprocessing
 
 def frame_transform(pre: VideoPreprocessing, from_bgr: bool):
     """Per-frame: resize to pre.resize (H×W, bilinear, no antialias), center crop, to RGB uint8."""
-    import cv2
     import numpy as np
 
+    from .video import opencv
+
+    cv2 = opencv()
     out_h, out_w = pre.resize
     crop_h, crop_w = pre.crop
     # torchvision's center_crop rounds half to even: (171 - 112) / 2 = 29.5 -> 30
@@ -53,6 +55,10 @@ def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing
         raise InputError(f"--clips must be at least 1, got {clips}")
     if source.tensor is not None:
         return source.tensor
+    from .video import opencv
+
+    opencv()  # imported before the clock starts: start-up is not preprocessing
+
     started = time.perf_counter()
     if source.frames is not None:
         frames = source.frames

@@ -19,7 +19,7 @@ _state = {"debug": False}
 def cli(ctx, config_path, debug):
     """modelzoo: run vision models from public checkpoints on any host, and take them to the RDK S100 board."""
     _state["debug"] = debug or bool(os.environ.get("ZOO_DEBUG"))
-    ctx.obj = Session(config_path, debug=_state["debug"])
+    ctx.obj = Session(config_path)
 
 
 def _add_commands() -> None:
@@ -27,6 +27,17 @@ def _add_commands() -> None:
 
     for command in (models.list_models, models.info, models.plugins, running.run, running.preprocess, running.export):
         cli.add_command(command)
+    from modelzoo.commands import cache, fetch
+
+    cli.add_command(fetch.fetch)
+    cli.add_command(cache.cache)
+    from modelzoo.commands import board
+
+    for command in (board.patch, board.check, board.calib, board.compile_model, board.perf):
+        cli.add_command(command)
+    from modelzoo.commands.scaffold import new_plugin
+
+    cli.add_command(new_plugin)
 
 
 _add_commands()
@@ -36,11 +47,15 @@ def main(argv=None) -> None:
     """Entry point: user errors become one `error:` line and exit 2; --debug shows the traceback."""
     from modelzoo.core.errors import ZooError
 
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("ZOO_DEBUG"))
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug is honoured wherever it stands, since error messages tell users to add it
+    _state["debug"] = "--debug" in args or bool(os.environ.get("ZOO_DEBUG"))
+    if "--debug" in args[1:]:
+        args = ["--debug"] + [a for a in args if a != "--debug"]
     try:
-        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        code = cli.main(args=args, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+        click.echo("error: aborted; nothing was changed", err=True)
         sys.exit(130)
     except click.exceptions.UsageError as exc:
         hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
@@ -53,12 +68,15 @@ def main(argv=None) -> None:
         sys.exit(exc.exit_code)
     except ZooError as exc:
         _fail(exc, str(exc), exc.exit_code)
+    except OSError as exc:  # the machine, not zoo: a full disk, a read-only or missing path
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(exc, f"{exc.strerror or exc}:{where}; check the path, free space and permissions", 2)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: still one line, with the way to see more
         _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)", 1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)  # without standalone mode, ctx.exit(n) returns n
 
 
 def _fail(exc: BaseException, message: str, code: int) -> None:

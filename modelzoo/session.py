@@ -7,9 +7,8 @@ import click
 
 
 class Session:
-    def __init__(self, config_path=None, debug: bool = False):
+    def __init__(self, config_path=None):
         self.config_path = config_path
-        self.debug = debug
 
     @cached_property
     def config(self):
@@ -32,10 +31,6 @@ class Session:
         from modelzoo.core.cache import ArtifactCache
 
         return ArtifactCache(self.config.cache_root())
-
-
-def current_session() -> Session:
-    return click.get_current_context().find_object(Session)
 
 
 pass_session = click.make_pass_decorator(Session)

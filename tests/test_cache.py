@@ -201,7 +201,11 @@ def test_cache_clean_asks_first(store, tmp_path):
     _add(store, tmp_path, b"weights")
 
     declined = _invoke(store, ["clean"], input="n\n")
-    assert declined.exit_code != 0 and len(store.entries()) == 1
+    assert declined.exit_code == 0 and "nothing deleted" in declined.output and len(store.entries()) == 1
+
+    nobody = _invoke(store, ["clean"], input="")  # stdin closed: cannot ask, so refuse and say how
+    assert isinstance(nobody.exception, CacheError) and "--yes" in str(nobody.exception)
+    assert len(store.entries()) == 1
 
     done = _invoke(store, ["clean", "toy", "--yes"])
     assert done.exit_code == 0 and "freed" in done.stdout

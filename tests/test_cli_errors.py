@@ -138,11 +138,67 @@ def test_debug_shows_the_traceback(capsys):
     assert result.code == 2 and "Traceback" in result.err and result.error_lines
 
 
-def test_a_real_process_prints_one_line(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "modelzoo", "run", "r3d_18", "--input", str(tmp_path / "nope.mp4")],
-        capture_output=True,
-        text=True,
-    )
+def _real_zoo(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "modelzoo", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("content", [None, b"these are not frames\n" * 50, "truncated"])
+def test_a_real_process_prints_one_line(tmp_path, content):
+    """Checked in a subprocess: FFmpeg's own console logging would bypass capsys."""
+    target = tmp_path / "input.mp4"
+    if content == "truncated":
+        target.write_bytes(write_video(tmp_path / "good.mp4", 30, 25, codec="mp4v").read_bytes()[:300])
+    elif content is not None:
+        target.write_bytes(content)
+    completed = _real_zoo("run", "r3d_18", "--input", target, "--model", tmp_path / "any.onnx", cwd=tmp_path)
     assert completed.returncode == 2
-    assert completed.stderr.startswith("error:") and len(completed.stderr.strip().splitlines()) == 1
+    assert completed.stderr.startswith("error:") and len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+
+
+def test_unwritable_output_is_a_user_error(capsys, tmp_path):
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    (tmp_path / "afile").write_text("x")
+    invoke(capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "afile" / "out.npy").assert_user_error(
+        "cannot write", "out.npy"
+    )
+
+
+def test_outputs_get_ordinary_permissions(capsys, tmp_path):
+    import os
+    import stat
+
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    assert invoke(capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "out.npy").code == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "out.npy").stat().st_mode) == 0o666 & ~mask
+
+
+def test_config_that_is_not_utf8(capsys, tmp_path):
+    (tmp_path / "zoo.yaml").write_bytes(b"\xff\xfe\x00")
+    invoke(capsys, "list").assert_user_error("zoo.yaml", "UTF-8")
+
+
+def test_debug_after_the_subcommand_works_too(capsys):
+    result = invoke(capsys, "run", "r3d_18", "--input", "nope.mp4", "--debug")
+    assert result.code == 2 and "Traceback" in result.err and result.error_lines
+
+
+def test_non_finite_clip_is_refused(capsys, tmp_path, tiny_onnx):
+    clip = np.zeros((3, 16, 112, 112), np.float32)
+    clip[0, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", clip)
+    run(capsys, tmp_path / "nan.npy", "--model", tiny_onnx).assert_user_error("NaN")
+
+
+def test_clips_option_on_a_preprocessed_clip_warns(capsys, tmp_path, tiny_onnx):
+    np.save(tmp_path / "clip.npy", np.zeros((2, 3, 16, 112, 112), np.float32))
+    result = run(capsys, tmp_path / "clip.npy", "--model", tiny_onnx, "--clips", "5")
+    assert result.code == 0
+    assert "--clips 5 ignored" in result.err
+
+
+def test_checkpoint_passed_as_model_says_use_weights(capsys, tmp_path):
+    (tmp_path / "ck.pth").write_bytes(b"PK")
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    run(capsys, tmp_path / "clip.npy", "--model", tmp_path / "ck.pth").assert_user_error("--weights")

@@ -315,6 +315,39 @@ def test_unverifiable_artifact_records_the_observed_hash(server, tmp_path):
     assert not list(cache.staging_dir("toy").glob("toy.hbm*[!k]"))  # nothing left in staging but locks
 
 
+@pytest.mark.parametrize("matches", [True, False])
+def test_published_hash_prefix_is_checked(server, tmp_path, matches):
+    import dataclasses
+
+    observed = hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+    prefix = observed[:8] if matches else ("0" if observed[0] != "0" else "1") + observed[1:8]
+    cache = ArtifactCache(tmp_path / "home")
+    spec = _spec(server.url("/toy-1234.pth"), hbm_url=server.url("/toy.hbm"))
+    artifact = dataclasses.replace(spec.artifact("hbm"), sha256_prefix=prefix)
+    if matches:
+        cached = fetch_artifact(spec, artifact, cache, progress=False)
+        assert cached.verified is True and cached.official is True and cached.sha256 == observed
+    else:
+        with pytest.raises(DownloadError, match=prefix):
+            fetch_artifact(spec, artifact, cache, progress=False)
+        assert cache.entries() == []
+        assert not list(cache.staging_dir("toy").glob("toy.hbm*[!k]"))
+
+
+def test_import_checks_a_published_hash_prefix(tmp_path):
+    import dataclasses
+
+    cache = ArtifactCache(tmp_path / "home")
+    spec = _spec("http://127.0.0.1:9/toy-1234.pth")
+    local = tmp_path / "toy.hbm"
+    local.write_bytes(PAYLOAD[::-1])
+    prefix = hashlib.sha256(PAYLOAD[::-1]).hexdigest()[:8]
+    artifact = dataclasses.replace(spec.artifact("hbm"), sha256_prefix=prefix)
+    assert import_local(spec, artifact, cache, local)[1] is True
+    other = dataclasses.replace(artifact, sha256_prefix="f" * 8 if prefix != "f" * 8 else "e" * 8)
+    assert import_local(spec, other, ArtifactCache(tmp_path / "home2"), local)[1] is False
+
+
 def test_url_and_sha_override_is_honoured_and_not_official(server, tmp_path):
     other = b"fine-tuned weights" * 1000
     server.state.files["/mine.pth"] = other

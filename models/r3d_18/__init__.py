@@ -86,3 +86,19 @@ def zoo_build_onnx(spec, state_dict):
     from modelzoo.core.video_resnet import build_video_resnet
 
     return build_video_resnet(state_dict, "r3d_18", num_classes=spec.num_classes)
+
+
+@hookimpl
+def zoo_patch_graph(spec, model, march):
+    if spec.name != SPEC.name:  # other plugins' models are theirs to patch
+        return None
+    from modelzoo.core.graph_patch import patch_for_march
+
+    return [str(change) for change in patch_for_march(model, march)]
+
+
+@hookimpl
+def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
+    from modelzoo.core.compile_config import hb_compile_config
+
+    return hb_compile_config(spec, march, onnx_path, calib_dir, working_dir)

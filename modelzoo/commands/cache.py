@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from modelzoo.core.errors import CacheError
 from modelzoo.output import emit_json, table
 from modelzoo.session import pass_session
 
@@ -40,7 +41,6 @@ def list_cache(session, as_json):
 @pass_session
 def verify(session, as_json):
     """Re-hash every cached file against its manifest; exits 2 if any is missing or changed."""
-    from modelzoo.core.errors import CacheError
 
     results = session.cache.verify()
     if as_json:
@@ -61,26 +61,39 @@ def verify(session, as_json):
 @cache.command()
 @click.argument("model", required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def clean(session, model, yes):
+def clean(session, model, yes, as_json):
     """Delete cached files: one model's, or everything."""
     store = session.cache
     what = f"{model}'s cached files" if model else "every cached file"
     size = store.size(model)
-    if size == 0:
+    if size and not yes:
+        try:
+            confirmed = click.confirm(f"delete {what} ({_megabytes(size)}) from {store.root}?", err=True)
+        except click.Abort:  # no one to answer (stdin closed)
+            raise CacheError(f"nothing deleted: cannot ask for confirmation here; pass --yes to delete {what}") from None
+        if not confirmed:
+            click.echo("nothing deleted", err=True)
+            return
+    freed = store.clean(model) if size else 0
+    if as_json:
+        emit_json({"root": str(store.root), "model": model, "freed_bytes": freed})
+    elif size == 0:
         click.echo(f"nothing cached{' for ' + model if model else ''} in {store.root}")
-        return
-    if not yes:
-        click.confirm(f"delete {what} ({_megabytes(size)}) from {store.root}?", abort=True, err=True)
-    freed = store.clean(model)
-    click.echo(f"freed {_megabytes(freed)}")
+    else:
+        click.echo(f"freed {_megabytes(freed)}")
 
 
 @cache.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def path(session):
+def path(session, as_json):
     """Print the cache directory."""
-    click.echo(str(session.cache.root))
+    if as_json:
+        emit_json({"root": str(session.cache.root)})
+    else:
+        click.echo(str(session.cache.root))
 
 
 def _megabytes(size: int) -> str:

@@ -18,10 +18,14 @@ def _backends_here(session, spec) -> list:
     return names
 
 
+def _official_copy(session, spec, artifact_name: str):
+    """The cached official file, if any: custom weights a user imported are not the artifact."""
+    hit = session.cache.find(spec.name, artifact_name)
+    return hit if hit is not None and hit.official else None
+
+
 def _cached(session, spec) -> dict:
-    return {
-        artifact.name: session.cache.find(spec.name, artifact.name) is not None for artifact in spec.artifacts
-    }
+    return {artifact.name: _official_copy(session, spec, artifact.name) is not None for artifact in spec.artifacts}
 
 
 @click.command("list")
@@ -76,7 +80,7 @@ def info(session, model, as_json):
     spec = session.registry.get_model(model)
     data = spec.to_dict()
     for artifact in data["artifacts"]:
-        cached = session.cache.find(spec.name, artifact["name"])
+        cached = _official_copy(session, spec, artifact["name"])
         artifact["cached_path"] = str(cached.path) if cached else None
     data["backends_here"] = _backends_here(session, spec)
     if as_json:
@@ -98,7 +102,8 @@ def info(session, model, as_json):
     click.echo("\nartifacts:")
     for artifact in data["artifacts"]:
         click.echo(f"  {artifact['name']}: {artifact['url']}")
-        click.echo(f"    sha256 {artifact['sha256'] or 'not published'}   cached {artifact['cached_path'] or 'no'}")
+        published = artifact["sha256"] or (f"prefix {artifact['sha256_prefix']}…" if artifact.get("sha256_prefix") else "not published")
+        click.echo(f"    sha256 {published}   cached {artifact['cached_path'] or 'no'}")
     if spec.metrics:
         click.echo("\nreference accuracy:")
         click.echo(table(["metric", "value", "dataset", "protocol"], [[m.name, m.value, m.dataset, m.protocol] for m in spec.metrics]))

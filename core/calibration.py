@@ -1,0 +1,157 @@
+"""Calibration data for hb_compile: one float32 .npy per sample, exactly the tensor `zoo run` feeds the model.
+
+The board model takes one clip per inference (input_shape 1x3x16x112x112), and hb_compile reads
+each .npy as one sample of that shape. So with K clips per video, the [K,...] tensor that
+`zoo preprocess --clips K` writes is split into K single-clip files `<video>_clip<k>.npy`, each
+bitwise equal to one row of it; with one clip the file is `<video>.npy`, equal to the whole of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError, ZooError
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".npy"}
+
+
+@dataclass
+class CalibrationReport:
+    out_dir: Path
+    written: list = field(default_factory=list)  # Paths of the .npy files
+    skipped: list = field(default_factory=list)  # (source path, reason)
+    sources_used: int = 0
+    count: int = 0
+    stale: list = field(default_factory=list)  # other .npy files already in out_dir
+
+    def to_dict(self) -> dict:
+        return {
+            "out_dir": str(self.out_dir),
+            "written": [str(p) for p in self.written],
+            "samples": len(self.written),
+            "requested": self.count,
+            "sources_used": self.sources_used,
+            "skipped": [{"input": str(p), "reason": r} for p, r in self.skipped],
+            "other_npy_files": [str(p) for p in self.stale],
+        }
+
+
+def find_sources(inputs) -> list:
+    """Files as given, and the video (or .npy) files inside given directories, recursively, sorted."""
+    sources = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise InputError(f"{path} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            sources.extend(found)
+        elif path.exists():
+            sources.append(path)
+        else:
+            raise InputError(f"calibration input {path} does not exist; check the path")
+    return list(dict.fromkeys(sources))
+
+
+def sample_names(source: Path, clips: int, taken: set) -> list:
+    """File names for one source's samples; a second source with the same stem gets a `-2` suffix."""
+    stem, n = source.stem, 1
+    while True:
+        names = [f"{stem}.npy"] if clips == 1 else [f"{stem}_clip{k}.npy" for k in range(clips)]
+        if not taken.intersection(names):
+            taken.update(names)
+            return names
+        n += 1
+        stem = f"{source.stem}-{n}"
+
+
+def write_calibration(registry, spec, inputs, out_dir, *, count: int = 100, clips: int = 1, on_source=None) -> CalibrationReport:
+    """Preprocess sources into `out_dir` until `count` samples exist; bad sources are skipped, not fatal.
+
+    `on_source(path, error_or_None)` is called after each source (for a progress bar).
+    Raises InputError only when no sample at all could be written.
+    """
+    from .runner import prepare_input
+    from .tensor_file import save_npy
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = CalibrationReport(out_dir=out_dir, count=count)
+    sources = find_sources(inputs)
+    before = set(out_dir.glob("*.npy"))
+    taken: set = set()
+    for source in sources:
+        if len(report.written) >= count:
+            break
+        try:
+            tensor, _ = prepare_input(registry, spec, source, clips)
+        except ZooError as exc:  # a video that does not decode is reported, the run goes on
+            report.skipped.append((source, str(exc)))
+            if on_source:
+                on_source(source, exc)
+            continue
+        names = sample_names(source, int(tensor.shape[0]) if clips > 1 else 1, taken)
+        for index, name in enumerate(names):
+            if len(report.written) >= count:
+                break
+            target = out_dir / name
+            save_npy(target, tensor[index : index + 1])
+            report.written.append(target)
+        report.sources_used += 1
+        if on_source:
+            on_source(source, None)
+    report.stale = sorted(before - set(report.written))
+    if not report.written:
+        reasons = "; ".join(f"{p.name}: {r}" for p, r in report.skipped[:3])
+        raise InputError(f"no calibration sample could be written from {len(sources)} input(s) ({reasons})")
+    return report
+
+
+def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, count: int = 100, log=None) -> int:
+    """Make `target` hold exactly the calibration samples from `calib_dir`: its .npy files (checked
+    against the board input `shape`, copied), else samples written from the videos in it.
+
+    `target` is a folder the zoo owns (WORKDIR/calibration): other .npy files there are removed,
+    since hb_compile would read them too. Returns the number of samples.
+    """
+    import shutil
+
+    import numpy as np
+
+    from .atomic import atomic_write
+
+    calib_dir, target = Path(calib_dir), Path(target)
+    if not calib_dir.is_dir():
+        raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {spec.name}`")
+    arrays = sorted(calib_dir.glob("*.npy"))
+    target.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        same_folder = calib_dir.resolve() == target.resolve()
+        for path in arrays:
+            try:
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            except Exception as exc:
+                raise InputError(f"calibration file {path} is not a readable .npy ({exc})") from None
+            if array.dtype != np.float32 or tuple(array.shape) != tuple(shape):
+                raise InputError(
+                    f"calibration file {path} holds {array.dtype} {list(array.shape)}, the board input is float32 "
+                    f"{list(shape)}; write calibration data with `zoo calib {spec.name}`"
+                )
+            if not same_folder:
+                with open(path, "rb") as source, atomic_write(target / path.name) as handle:
+                    shutil.copyfileobj(source, handle)
+        names = {p.name for p in arrays}
+    else:
+        if log:
+            log(f"preprocessing the videos in {calib_dir} into calibration data")
+        report = write_calibration(registry, spec, [calib_dir], target, count=count)
+        for source, reason in report.skipped:
+            if log:
+                log(f"skipped {source}: {reason}")
+        names = {p.name for p in report.written}
+    stale = [p for p in target.glob("*.npy") if p.name not in names]
+    for path in stale:
+        path.unlink()
+    if stale and log:
+        log(f"removed {len(stale)} old calibration file(s) from {target}")
+    return len(names)

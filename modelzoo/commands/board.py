@@ -1,0 +1,343 @@
+"""zoo patch / check / calib / compile / perf: taking a model to the RDK S100 board, one verb per stage."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from modelzoo.output import emit_json, notice, table
+from modelzoo.session import pass_session
+
+DEFAULT_MARCH = "nash-e"
+
+
+def _parse_cores(_ctx, _param, value):
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of core numbers, e.g. 0") from None
+
+
+def _parse_threads(_ctx, _param, value):
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive thread counts, e.g. 1,2,4,8")
+    return counts
+
+
+def _source_onnx(session, spec, model_path, weights) -> Path:
+    """--model FILE.onnx, else the ONNX converted from the (official or --weights) checkpoint."""
+    from modelzoo.core.errors import InputError
+
+    if model_path:
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"model file {path} does not exist; check --model")
+        if path.suffix.lower() != ".onnx":
+            raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
+        return path
+    from modelzoo.core.artifacts import resolve_onnx, resolve_weights
+
+    resolved = resolve_weights(spec, session.config, session.cache, weights)
+    if not resolved.official:
+        notice(f"using custom weights (sha256 {resolved.sha256[:12]}…), not the official checkpoint")
+    path, _ = resolve_onnx(spec, session.registry, resolved, session.cache, log=notice)
+    return Path(path)
+
+
+def _load_onnx(path: Path):
+    import onnx
+
+    from modelzoo.core.errors import InputError
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise InputError(f"cannot read {path} as ONNX ({exc}); pass a valid .onnx file") from None
+
+
+def _save_onnx(model, path: Path) -> None:
+    from modelzoo.core.atomic import atomic_write
+
+    payload = model.SerializeToString()
+    with atomic_write(path) as handle:
+        handle.write(payload)
+
+
+def _describe_findings(findings) -> str:
+    return table(
+        ["node", "op", "rank", "problem", "fix"],
+        [[f.node, f.op_type, f.rank if f.rank is not None else "?", f.message, f.fix] for f in findings],
+    )
+
+
+def _march_option(function):
+    return click.option("--march", default=DEFAULT_MARCH, show_default=True, help="Board architecture (RDK S100: nash-e).")(function)
+
+
+def _model_options(function):
+    function = click.option("--weights", help="Local checkpoint to convert instead of the official weights.")(function)
+    return click.option("--model", "model_path", help="Start from this .onnx instead of the converted weights.")(function)
+
+
+@click.command()
+@click.argument("model")
+@_model_options
+@_march_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Where to write the patched .onnx (default MODEL_MARCH.onnx).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def patch(session, model, model_path, weights, march, output, as_json):
+    """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
+    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.march_rules import check_model
+
+    spec = session.registry.get_model(model)
+    source = _source_onnx(session, spec, model_path, weights)
+    patched, result = patch_model(session.registry, spec, _load_onnx(source), march)
+    target = Path(output or f"{spec.name}_{march}.onnx")
+    _save_onnx(patched, target)
+    remaining = check_model(patched, march)
+    if as_json:
+        emit_json({"model": spec.name, "march": march, "input": str(source), "output": str(target),
+                   **result.to_dict(), "remaining": [f.to_dict() for f in remaining]})
+        return
+    if not result.changes:
+        click.echo(f"nothing to change for {march} in {source.name}; wrote an unchanged copy to {target}")
+    else:
+        click.echo(f"patched {source.name} for {march} -> {target}")
+        for change in result.changes:
+            click.echo(f"  {change}")
+        eq = result.equivalence
+        click.echo(
+            f"equivalent on random input {eq.input_shapes}: max |difference| {eq.max_abs_diff:.3g} "
+            f"= {eq.relative_diff:.3g} of max |output| {eq.max_abs_output:.3g} (tolerance {eq.tolerance:g})"
+        )
+    if remaining:
+        notice(f"warning: {len(remaining)} node(s) still violate {march} constraints that have no automatic fix:")
+        notice(_describe_findings(remaining))
+
+
+@click.command()
+@click.argument("model")
+@_model_options
+@_march_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def check(session, model, model_path, weights, march, as_json):
+    """Lint the ONNX against the march's known constraints. Exit 0 if none is violated, 1 if some are."""
+    from modelzoo.core.march_rules import check_model
+
+    spec = session.registry.get_model(model)
+    source = _source_onnx(session, spec, model_path, weights)
+    findings = check_model(_load_onnx(source), march)
+    if as_json:
+        emit_json({"model": spec.name, "march": march, "input": str(source), "ok": not findings,
+                   "findings": [f.to_dict() for f in findings]})
+    elif findings:
+        click.echo(f"{source.name}: {len(findings)} node(s) violate known {march} constraints")
+        click.echo(_describe_findings(findings))
+    else:
+        click.echo(f"{source.name}: OK, no known {march} constraint is violated")
+    if findings:
+        click.get_current_context().exit(1)  # a lint failure, not an error: no `error:` line
+
+
+@click.command()
+@click.argument("model")
+@click.argument("more_inputs", metavar="[INPUT]...", nargs=-1)
+@click.option("--input", "-i", "inputs", multiple=True, help="Video file or directory of videos (repeatable; more may follow as arguments).")
+@click.option("--output", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the .npy files.")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True, help="Stop after this many samples.")
+@click.option("--clips", type=click.IntRange(min=1), default=1, show_default=True, help="Clips per video, one .npy each.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
+    """Write hb_compile calibration data: one float32 .npy per clip, exactly what `zoo run` feeds the model."""
+    from modelzoo.core.calibration import find_sources, write_calibration
+    from modelzoo.core.errors import InputError
+
+    spec = session.registry.get_model(model)
+    all_inputs = [*inputs, *more_inputs]
+    if not all_inputs:
+        raise InputError("no calibration input; pass --input VIDEO_OR_DIR (videos like the deployment data)")
+    sources = find_sources(all_inputs)
+    with click.progressbar(length=len(sources), label="calibration", file=sys.stderr, show_pos=True) as bar:
+
+        def advanced(_source, _error):
+            bar.update(1)
+
+        report = write_calibration(session.registry, spec, sources, out_dir, count=count, clips=clips, on_source=advanced)
+    if as_json:
+        emit_json({"model": spec.name, **report.to_dict()})
+    else:
+        click.echo(
+            f"wrote {len(report.written)} calibration sample(s) to {report.out_dir} "
+            f"from {report.sources_used} video(s); skipped {len(report.skipped)}"
+        )
+    for source, reason in report.skipped:
+        notice(f"skipped {source}: {reason}")
+    if len(report.written) < count:
+        notice(f"note: {len(report.written)} of --count {count} samples; hb_compile calibrates best with about 100 from videos like the deployment data")
+    if report.stale:
+        notice(f"note: {report.out_dir} also holds {len(report.stale)} other .npy file(s); hb_compile will read them too")
+
+
+@click.command("compile")
+@click.argument("model")
+@_model_options
+@_march_option
+@click.option("--calib", "calib_dir", type=click.Path(file_okay=False), help="Calibration .npy files (from `zoo calib`) or videos.")
+@click.option("--output", "-o", "workdir", type=click.Path(file_okay=False), help="Working directory (default MODEL_MARCH).")
+@click.option("--fast-perf", is_flag=True, help="Only hb_compile's quick performance estimate (random calibration).")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True, help="Samples to take when --calib holds videos.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def compile_model(session, model, model_path, weights, march, calib_dir, workdir, fast_perf, count, as_json):
+    """Patch, check and configure the model for hb_compile, then run it if it is on PATH.
+
+    Without hb_compile (outside the OpenExplorer environment) it prints the command to run there.
+    """
+    from modelzoo.core import hb_compile
+    from modelzoo.core.calibration import collect_calibration
+    from modelzoo.core.compile_config import board_input_shape, onnx_input, relative_paths, write_config
+    from modelzoo.core.errors import PluginError, ToolchainError
+    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.march_rules import check_model
+
+    spec = session.registry.get_model(model)
+    workdir = Path(workdir or f"{spec.name}_{march}").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = _source_onnx(session, spec, model_path, weights)
+    patched, result = patch_model(session.registry, spec, _load_onnx(source), march)
+    for change in result.changes:
+        notice(f"patched {change}")
+    findings = check_model(patched, march)
+    if findings:
+        raise ToolchainError(
+            f"{len(findings)} node(s) still violate {march} constraints after patching "
+            f"({'; '.join(f'{f.node}: {f.message}' for f in findings[:3])}); see `zoo check {spec.name} --march {march}`"
+        )
+    onnx_path = workdir / f"{spec.name}_{march}.onnx"
+    _save_onnx(patched, onnx_path)
+    data = {"model": spec.name, "march": march, "workdir": str(workdir), "onnx": str(onnx_path),
+            "changes": [str(c) for c in result.changes], "config": None, "calibration": None}
+
+    if fast_perf:
+        if calib_dir:
+            notice("note: --fast-perf calibrates with random data; --calib is not used")
+        command, cwd, output_dir = hb_compile.fast_perf_command(onnx_path.name, march), workdir, workdir
+    else:
+        calibration_dir = None
+        if calib_dir:
+            shape = board_input_shape(spec, onnx_input(onnx_path)[1])
+            samples = collect_calibration(session.registry, spec, calib_dir, workdir / "calibration", shape, count=count, log=notice)
+            calibration_dir = workdir / "calibration"
+            data["calibration"] = {"dir": str(calibration_dir), "samples": samples}
+        else:
+            notice(
+                "warning: no --calib: hb_compile will calibrate on random data (calibration_type skip); "
+                f"fine for speed, not for accuracy; make real data with `zoo calib {spec.name}`"
+            )
+        output_dir = workdir / "model_output"
+        config = session.registry.model_hook(spec, "zoo_compile_config")(
+            march=march, onnx_path=onnx_path, calib_dir=calibration_dir, working_dir=output_dir
+        )
+        if config is None:
+            raise PluginError(f"plugin {spec.plugin!r} has no zoo_compile_config for {spec.name}")
+        output_dir = workdir / config["model_parameters"].get("working_dir", output_dir)  # a plugin may choose another
+        config_path = write_config(relative_paths(config, workdir), workdir / f"{spec.name}_{march}.yaml")
+        data["config"] = str(config_path)
+        command, cwd = hb_compile.full_command(config_path.name), workdir
+    data["command"] = hb_compile.shell_line(command, cwd)
+
+    if hb_compile.find_hb_compile() is None:
+        data["ran"] = False
+        if as_json:
+            emit_json(data)
+        else:
+            _echo_prepared(data)
+            click.echo("hb_compile is not on PATH: run this inside the OpenExplorer (OE 3.5) environment:")
+            click.echo(f"  {data['command']}")
+        notice(f"notice: {hb_compile.TOOL} not found; everything it needs is in {workdir}")
+        return
+
+    notice(f"running: {data['command']}")
+    prefix = config["model_parameters"].get("output_model_file_prefix") if not fast_perf else None
+    compiled = hb_compile.run_hb_compile(command, cwd, output_dir, prefix=prefix, echo=notice, require_hbm=not fast_perf)
+    data["ran"] = True
+    data["result"] = compiled.to_dict()
+    if as_json:
+        emit_json(data)
+        return
+    _echo_prepared(data)
+    click.echo(f"hb_compile finished: {compiled.hbm or 'no .hbm written'} (log {compiled.log_path})")
+    if compiled.cosine:
+        click.echo("cosine similarity, float vs quantized model:")
+        click.echo(table(
+            ["output", "cosine similarity", *compiled.cosine[0].metrics],
+            [[r.output, f"{r.cosine_similarity:.6f}", *(f"{v:.6f}" for v in r.metrics.values())] for r in compiled.cosine],
+        ))
+
+
+def _echo_prepared(data: dict) -> None:
+    click.echo(f"{data['model']} for {data['march']} in {data['workdir']}")
+    click.echo(f"  model:       {data['onnx']}" + (f" ({len(data['changes'])} node(s) patched)" if data["changes"] else ""))
+    if data["config"]:
+        click.echo(f"  config:      {data['config']}")
+    if data["calibration"]:
+        click.echo(f"  calibration: {data['calibration']['dir']} ({data['calibration']['samples']} samples)")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
+@click.option("--model", "model_path", help="Measure this model file (.onnx, or .hbm on the board).")
+@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@click.option("--threads", "thread_counts", default="1,2,4,8", show_default=True, callback=_parse_threads, help="Thread counts, one row each.")
+@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True, help="Frames per row, shared by the threads.")
+@click.option("--priority", type=click.IntRange(0, 255), help="Board scheduling priority (hbm backend).")
+@click.option("--bpu-cores", callback=_parse_cores, help="Board BPU cores, comma separated (hbm backend).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_session
+def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
+    """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."""
+    from modelzoo.core.perf import published_rows, run_perf
+    from modelzoo.core.runner import RunRequest, resolve_model_file
+
+    spec = session.registry.get_model(model)
+    requested = backend or session.config.default_backend
+    backend_cls = session.registry.select_backend(spec, requested, model_path, session.cache)
+    options = {k: v for k, v in (("priority", priority), ("bpu_cores", bpu_cores)) if v is not None}
+    request = RunRequest(spec.name, "", model_path=model_path, weights=weights, backend=requested, backend_options=options)
+    model_file = resolve_model_file(session.registry, spec, backend_cls, request, session.config, session.cache, log=notice)
+    runner = backend_cls(model_file, threads=session.config.threads, **options)
+    notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
+    rows = run_perf(
+        runner, spec.input.shape, thread_counts, frames,
+        on_row=lambda r: notice(f"  {r.threads} thread(s): {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS"),
+    )
+    published = published_rows(spec)
+    shape = [1, *spec.input.shape[1:]]
+    if as_json:
+        emit_json({"model": spec.name, "backend": runner.describe(), "model_file": str(model_file), "input_shape": shape,
+                   "rows": [r.to_dict() for r in rows], "published": published})
+        return
+    click.echo(f"{spec.name} perf: {runner.describe()}, {model_file.name}, random float32 input {shape}")
+    click.echo(table(
+        ["threads", "total frames", "total latency ms", "average latency ms", "FPS"],
+        [[r.threads, r.frames, f"{r.total_latency_ms:.2f}", f"{r.avg_latency_ms:.2f}", f"{r.fps:.2f}"] for r in rows],
+    ))
+    if published:
+        first = published[0]
+        click.echo(f"\npublished {first['device']} ({first['march']}) figures, for reference, not measured here ({first['source']}):")
+        click.echo(table(
+            ["threads", "average latency ms", "FPS"],
+            [[p["threads"], f"{p['avg_latency_ms']:.2f}", f"{p['fps']:.2f}"] for p in published],
+        ))
