@@ -11,8 +11,8 @@ from zoo_cli import invoke
 
 
 @pytest.fixture(autouse=True)
-def _zoo_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """Relative outputs land in the test's own folder ($ZOO_HOME is isolated by conftest)."""
     monkeypatch.chdir(tmp_path)
 
 

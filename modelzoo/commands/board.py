@@ -7,18 +7,10 @@ from pathlib import Path
 import click
 
 from modelzoo.output import emit_json, notice, table
+from modelzoo.options import board_scheduling, scheduling_options
 from modelzoo.session import pass_session
 
 DEFAULT_MARCH = "nash-e"
-
-
-def _parse_cores(_ctx, _param, value):
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of core numbers, e.g. 0") from None
 
 
 def _parse_threads(_ctx, _param, value):
@@ -302,8 +294,7 @@ def _echo_prepared(data: dict) -> None:
 @click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
 @click.option("--threads", "thread_counts", default="1,2,4,8", show_default=True, callback=_parse_threads, help="Thread counts, one row each.")
 @click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True, help="Frames per row, shared by the threads.")
-@click.option("--priority", type=click.IntRange(0, 255), help="Board scheduling priority (hbm backend).")
-@click.option("--bpu-cores", callback=_parse_cores, help="Board BPU cores, comma separated (hbm backend).")
+@board_scheduling
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
@@ -313,8 +304,10 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
 
     spec = session.registry.get_model(model)
     requested = backend or session.config.default_backend
-    backend_cls = session.registry.select_backend(spec, requested, model_path, session.cache)
-    options = {k: v for k, v in (("priority", priority), ("bpu_cores", bpu_cores)) if v is not None}
+    backend_cls = session.registry.select_backend(
+        spec, requested, model_path, session.cache, from_weights=bool(weights and not model_path)
+    )
+    options = scheduling_options(priority, bpu_cores)
     request = RunRequest(spec.name, "", model_path=model_path, weights=weights, backend=requested, backend_options=options)
     model_file = resolve_model_file(session.registry, spec, backend_cls, request, session.config, session.cache, log=notice)
     runner = backend_cls(model_file, threads=session.config.threads, **options)

@@ -5,17 +5,9 @@ from pathlib import Path
 
 import click
 
+from modelzoo.options import board_scheduling, scheduling_options
 from modelzoo.output import emit_json, notice, table
 from modelzoo.session import pass_session
-
-
-def _parse_cores(_ctx, _param, value):
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of core numbers, e.g. 0") from None
 
 
 @click.command()
@@ -27,15 +19,14 @@ def _parse_cores(_ctx, _param, value):
 @click.option("--top-k", type=click.IntRange(min=1), help="How many predictions to print (default 5).")
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads (onnxruntime intra-op).")
-@click.option("--priority", type=click.IntRange(0, 255), help="Board scheduling priority (hbm backend).")
-@click.option("--bpu-cores", callback=_parse_cores, help="Board BPU cores, comma separated (hbm backend).")
+@board_scheduling
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def run(session, model, input_path, model_path, weights, clips, top_k, backend, threads, priority, bpu_cores, as_json):
     """Classify a video: decode, sample clips, run the model, print the Top-k."""
     from modelzoo.core.runner import RunRequest, run as run_pipeline
 
-    options = {k: v for k, v in (("priority", priority), ("bpu_cores", bpu_cores)) if v is not None}
+    options = scheduling_options(priority, bpu_cores)
     request = RunRequest(model, input_path, model_path, weights, clips, top_k, backend, threads, options)
     result = run_pipeline(request, session.registry, session.config, session.cache, log=notice)
     if as_json:
