@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,11 @@ class RunResult:
 def prepare_input(registry, spec, input_path, clips: int):
     """Open and preprocess an input exactly as `run` does; returns (tensor, source)."""
     source = open_input(input_path, spec.input.shape)
+    return preprocess_source(registry, spec, source, clips), source
+
+
+def preprocess_source(registry, spec, source, clips: int):
+    """The plugin's preprocessing, checked against the spec's input."""
     tensor = registry.model_hook(spec, "zoo_preprocess")(source=source, clips=clips)
     if tensor is None:
         raise PluginError(f"plugin {spec.plugin!r} has no zoo_preprocess for {spec.name}")
@@ -58,7 +64,7 @@ def prepare_input(registry, spec, input_path, clips: int):
             f"plugin {spec.plugin!r} produced {tensor.dtype} {list(tensor.shape)} for {spec.name}, "
             f"expected {spec.input.dtype} [K, {', '.join(map(str, expected))}]"
         )
-    return tensor, source
+    return tensor
 
 
 def resolve_model_file(registry, spec, backend_cls, request: RunRequest, config, cache, log=None) -> Path:
@@ -96,9 +102,19 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         if request.backend is None and config.path is not None and requested != "auto":
             raise BackendError(f"{exc} (default_backend in {config.path})") from None
         raise
-    started = time.perf_counter()
-    tensor, source = prepare_input(registry, spec, request.input, clips)
-    prepared_ms = (time.perf_counter() - started) * 1000
+    source = open_input(request.input, spec.input.shape)  # a missing file fails before any download
+    model_file = resolve_model_file(registry, spec, backend_cls, request, config, cache, log)
+
+    # Loading the model and decoding the video do not depend on each other: overlap them.
+    # numpy is imported here first: its extension module cannot be initialised by two threads at once.
+    import numpy  # noqa: F401
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-load") as pool:
+        loading = pool.submit(_timed, backend_cls, model_file, threads=threads, **request.backend_options)
+        started = time.perf_counter()
+        tensor = preprocess_source(registry, spec, source, clips)
+        prepared_ms = (time.perf_counter() - started) * 1000
+        backend, load_ms = loading.result()
     if source.tensor is not None and request.clips and request.clips != tensor.shape[0]:
         source.warnings.append(
             f"--clips {request.clips} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
@@ -107,10 +123,6 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         if log:
             log(f"warning: {warning}")
 
-    model_file = resolve_model_file(registry, spec, backend_cls, request, config, cache, log)
-    started = time.perf_counter()
-    backend = backend_cls(model_file, threads=threads, **request.backend_options)
-    load_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     logits = backend.run(tensor)
     inference_ms = (time.perf_counter() - started) * 1000
@@ -134,3 +146,9 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         model_file=str(model_file),
         warnings=list(source.warnings),
     )
+
+
+def _timed(factory, *args, **kwargs):
+    started = time.perf_counter()
+    result = factory(*args, **kwargs)
+    return result, (time.perf_counter() - started) * 1000

@@ -143,16 +143,17 @@ def _real_zoo(*args, cwd=None):
 
 
 @pytest.mark.parametrize("content", [None, b"these are not frames\n" * 50, "truncated"])
-def test_a_real_process_prints_one_line(tmp_path, content):
+def test_a_real_process_prints_one_line(tmp_path, content, tiny_onnx):
     """Checked in a subprocess: FFmpeg's own console logging would bypass capsys."""
     target = tmp_path / "input.mp4"
     if content == "truncated":
         target.write_bytes(write_video(tmp_path / "good.mp4", 30, 25, codec="mp4v").read_bytes()[:300])
     elif content is not None:
         target.write_bytes(content)
-    completed = _real_zoo("run", "r3d_18", "--input", target, "--model", tmp_path / "any.onnx", cwd=tmp_path)
+    completed = _real_zoo("run", "r3d_18", "--input", target, "--model", tiny_onnx, cwd=tmp_path)
     assert completed.returncode == 2
     assert completed.stderr.startswith("error:") and len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+    assert ("does not exist" if content is None else "not a video") in completed.stderr
 
 
 def test_unwritable_output_is_a_user_error(capsys, tmp_path):
