@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from onnx_models import tiny_video_classifier
 from videos import write_video
 from zoo_cli import invoke
 
@@ -18,26 +19,8 @@ def _in_tmp_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_onnx(tmp_path):
-    """A stand-in classifier with R3D-18's input and output: mean over T,H,W then a fixed projection."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weight = np.random.default_rng(0).standard_normal((3, 400)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["video", "axes"], ["pooled"], keepdims=0),
-            helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["N", 3, 16, 112, 112])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 400])],
-        [numpy_helper.from_array(np.array([2, 3, 4], np.int64), "axes"), numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    path = tmp_path / "tiny.onnx"
-    onnx.save(model, path)
-    return path
+    """A stand-in classifier with R3D-18's input and output, so error tests need no big model."""
+    return tiny_video_classifier(tmp_path / "tiny.onnx")
 
 
 def run(capsys, input_path, *extra):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from modelzoo.cli import main
+from onnx_models import tiny_video_classifier
 from modelzoo.core import hookspecs
 
 
@@ -75,7 +76,8 @@ def test_installed_scaffold_is_listed_immediately_with_every_hook(installed):
 def test_zoo_run_on_the_scaffold_names_the_hook_to_fill_in(installed):
     clip = installed["root"] / "clip.npy"
     np.save(clip, np.zeros((3, 16, 112, 112), np.float32))
-    run = shell([sys.executable, "-m", "modelzoo", "run", "my_model", "--input", clip], installed["env"], installed["root"])
+    model = tiny_video_classifier(installed["root"] / "tiny.onnx")
+    run = shell([sys.executable, "-m", "modelzoo", "run", "my_model", "--input", clip, "--model", model], installed["env"], installed["root"])
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
