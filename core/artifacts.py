@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import sha256_file
-from .errors import ZooError
+from .errors import CheckpointError, ConversionError, ZooError
 from .version import zoo_version
 
 
@@ -51,8 +51,13 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
         log(f"converting {weights.path.name} to ONNX (once; cached by checkpoint hash)")
     from .checkpoint import load_state_dict
 
-    state_dict = load_state_dict(weights.path)
-    model = registry.model_hook(spec, "zoo_build_onnx")(state_dict=state_dict)
+    try:
+        state_dict = load_state_dict(weights.path)
+        model = registry.model_hook(spec, "zoo_build_onnx")(state_dict=state_dict)
+    except (CheckpointError, ConversionError):
+        if not weights.official:  # a custom file that is not this model's checkpoint must not stay cached
+            cache.discard(spec.name, weights.sha256)
+        raise
     if model is None:
         raise ZooError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
     payload = model.SerializeToString()

@@ -280,6 +280,10 @@ class ArtifactCache:
         shutil.rmtree(target)
         return freed
 
+    def discard(self, model: str, sha256: str) -> None:
+        """Forget one downloaded or imported file (e.g. custom weights that turned out unusable)."""
+        shutil.rmtree(self.model_dir(model) / _check_sha(sha256.lower()), ignore_errors=True)
+
     def size(self, model: str | None = None) -> int:
         target = self.model_dir(model) if model else self.models_dir
         if not target.exists():

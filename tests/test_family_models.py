@@ -116,6 +116,9 @@ def test_a_checkpoint_of_another_family_member_is_one_error_line(capsys, tmp_pat
     lines = err.strip().splitlines()
     assert lines[-1].startswith("error: ") and "mc3_18" in lines[-1]
     assert "Traceback" not in err
+    # the unusable custom checkpoint is not left behind in the cache as mc3_18 weights
+    code, out, _ = zoo(capsys, "cache", "list", "--json")
+    assert code == 0 and not [e for e in json.loads(out) if e["model"] == "mc3_18"]
 
 
 @pytest.mark.parametrize("arch", FAMILY)
