@@ -62,3 +62,12 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
         raise ZooError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
     payload = model.SerializeToString()
     return cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path, True
+
+
+def converted_onnx(spec, registry, config, cache, weights_file=None, log=None) -> tuple:
+    """The ONNX of the official or --weights checkpoint, converted once: (path, Weights, converted_now)."""
+    weights = resolve_weights(spec, config, cache, weights_file)
+    if not weights.official and log:
+        log(f"using custom weights {weights.path.name} (sha256 {weights.sha256[:12]}…), not the official checkpoint")
+    path, converted = resolve_onnx(spec, registry, weights, cache, log=log)
+    return path, weights, converted

@@ -9,7 +9,7 @@ from .errors import BackendError
 
 
 class Backend:
-    """Runs one model file. Subclasses set the class attributes and implement load() and run()."""
+    """Runs one model file. Subclasses set the class attributes, load the model in __init__ and implement run()."""
 
     name: ClassVar[str]
     model_suffixes: ClassVar[tuple] = ()
@@ -17,6 +17,7 @@ class Backend:
     install_hint: ClassVar[str] = ""
     auto_priority: ClassVar[int] = 0  # higher is tried first by --backend auto
     converts_weights: ClassVar[bool] = False  # runs the ONNX that zoo converts from the checkpoint
+    options: ClassVar[tuple] = ()  # keyword options it honours, e.g. ("priority", "bpu_cores")
 
     def __init__(self, model_path: Path, *, threads: int | None = None, **options):
         self.model_path = Path(model_path)
@@ -86,3 +87,12 @@ def choose_backend(spec, requested: str, model_path, backends: dict, cache):
         f"no backend available here can run {what} (installed: {', '.join(sorted(backends)) or 'none'}); "
         "see `zoo list` for what runs where"
     )
+
+
+def ignored_options(backend, options: dict) -> list:
+    """Warnings for options the chosen backend does not use, so they are not silently dropped."""
+    return [
+        f"--{name.replace('_', '-')} is not used by the {backend.name} backend; ignored"
+        for name in options
+        if name not in backend.options
+    ]

@@ -5,7 +5,6 @@ tensor `zoo preprocess` writes, and calibration data is that same tensor.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .errors import ConversionError
@@ -89,7 +88,9 @@ def hb_compile_config(
             "optimize_level": optimize_level,
             "compile_mode": "latency",
             "core_num": core_num,
-            "jobs": jobs or os.cpu_count() or 1,
+            # jobs is left to hb_compile unless asked for: the config runs in the OpenExplorer
+            # environment, often on another machine than the one that wrote it
+            **({"jobs": jobs} if jobs else {}),
         },
     }
 

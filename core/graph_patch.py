@@ -38,7 +38,7 @@ def tensor_ranks(model) -> dict:
 
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except Exception as exc:  # inference is best effort; unknown ranks are reported by the caller
+        except Exception as exc:  # without ranks no pooling node can be judged: say so rather than guess
             raise ConversionError(f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker") from exc
         ranks.update(_declared_ranks(inferred.graph))
     return ranks
@@ -157,11 +157,11 @@ class Equivalence:
         }
 
 
-def verify_equivalent(original, patched, *, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None) -> Equivalence:
+def verify_equivalent(original, patched, *, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None, input_shape: tuple | None = None) -> Equivalence:
     """Run both graphs in onnxruntime on the same random input; raise ConversionError if any output differs.
 
     The bound is max |a - b| <= tolerance * max |a| over all outputs (absolute when the outputs are all 0).
-    Dynamic dimensions are set to 1.
+    Dynamic dimensions of the first input take `input_shape` (the shape the model really gets), else 1.
     """
     import numpy as np
 
@@ -169,8 +169,9 @@ def verify_equivalent(original, patched, *, tolerance: float = DEFAULT_TOLERANCE
     second = _session(patched, threads, "patched")
     rng = np.random.default_rng(seed)
     feeds = {}
-    for arg in first.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+    for index, arg in enumerate(first.get_inputs()):
+        wanted = input_shape if index == 0 and input_shape and len(input_shape) == len(arg.shape) else (1,) * len(arg.shape)
+        shape = [d if isinstance(d, int) and d > 0 else int(w) for d, w in zip(arg.shape, wanted)]
         dtype = _numpy_dtype(arg.type)
         feeds[arg.name] = rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
     expected_names = [o.name for o in first.get_outputs()]
@@ -256,12 +257,15 @@ def patch_model(registry, spec, model, march: str, *, verify: bool = True, threa
     rules_for(march)  # an unknown march fails here, before any plugin runs
     patched = onnx.ModelProto()
     patched.CopyFrom(model)
-    changes = registry.patch_graph(spec, patched, march)
-    if not changes:
-        return patched, PatchResult([], None)
+    changes = list(registry.patch_graph(spec, patched, march))
+    if patched.SerializeToString() == model.SerializeToString():
+        return patched, PatchResult(changes, None)
+    if not changes:  # validated all the same: a silent rewrite is still a rewrite
+        changes = ["the graph was changed by a zoo_patch_graph hook that reported no change"]
     try:
         onnx.checker.check_model(patched)
     except onnx.checker.ValidationError as exc:
         raise ConversionError(f"the patched graph is not valid ONNX ({exc}); a zoo_patch_graph hook broke it") from exc
-    equivalence = verify_equivalent(model, patched, threads=threads) if verify else None
-    return patched, PatchResult(list(changes), equivalence)
+    shape = tuple(1 if isinstance(d, str) else d for d in spec.input.shape)  # the board's batch-1 clip
+    equivalence = verify_equivalent(model, patched, threads=threads, input_shape=shape) if verify else None
+    return patched, PatchResult(changes, equivalence)

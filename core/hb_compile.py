@@ -96,14 +96,27 @@ def parse_cosine_table(text: str) -> list:
     return found
 
 
-def find_hbm(directory, prefix: str | None = None, recursive: bool = False) -> Path | None:
-    """`<prefix>.hbm` in `directory` if present, else the newest .hbm there (or below it)."""
+def find_hbm(directory, prefix: str | None = None, recursive: bool = False, before: dict | None = None) -> Path | None:
+    """`<prefix>.hbm` in `directory` if present, else the newest .hbm there (or below it).
+
+    `before` ({path: mtime_ns} from `snapshot`) ignores files an earlier run left unchanged.
+    """
     directory = Path(directory)
-    if prefix and (directory / f"{prefix}.hbm").is_file():
+    before = before or {}
+
+    def fresh(path: Path) -> bool:
+        return path.is_file() and before.get(path) != path.stat().st_mtime_ns
+
+    if prefix and fresh(directory / f"{prefix}.hbm"):
         return directory / f"{prefix}.hbm"
     found = directory.rglob("*.hbm") if recursive else directory.glob("*.hbm")
-    candidates = sorted((p for p in found if p.is_file()), key=lambda p: p.stat().st_mtime)
+    candidates = sorted((p for p in found if fresh(p)), key=lambda p: p.stat().st_mtime_ns)
     return candidates[-1] if candidates else None
+
+
+def snapshot(directory, pattern: str) -> dict:
+    """{path: mtime_ns} of what is already there, so a run's own outputs can be told apart."""
+    return {p: p.stat().st_mtime_ns for p in Path(directory).rglob(pattern) if p.is_file()}
 
 
 def run_hb_compile(command: list, cwd, working_dir, *, prefix: str | None = None, echo=None, require_hbm: bool = True) -> CompileResult:
@@ -117,6 +130,8 @@ def run_hb_compile(command: list, cwd, working_dir, *, prefix: str | None = None
     if executable is None:
         raise ToolchainError(f"{command[0]} is not on PATH; run inside the OpenExplorer environment")
     stream_log = cwd / "hb_compile.zoo.log"
+    # A log or .hbm left by an earlier run must never be reported as this run's result; nor is it deleted.
+    before = snapshot(cwd, "*.hbm") | snapshot(Path(working_dir), "*.hbm") | snapshot(cwd, LOG_NAME)
     captured = []
     with open(stream_log, "w", encoding="utf-8") as log:
         try:
@@ -134,11 +149,12 @@ def run_hb_compile(command: list, cwd, working_dir, *, prefix: str | None = None
                     echo(line.rstrip("\n"))
         returncode = process.wait()
     tool_log = cwd / LOG_NAME
-    text = tool_log.read_text(encoding="utf-8", errors="replace") if tool_log.is_file() else "".join(captured)
-    log_path = tool_log if tool_log.is_file() else stream_log
+    written = tool_log.is_file() and before.get(tool_log) != tool_log.stat().st_mtime_ns
+    text = tool_log.read_text(encoding="utf-8", errors="replace") if written else "".join(captured)
+    log_path = tool_log if written else stream_log
     if returncode != 0:
         raise ToolchainError(f"{TOOL} failed with exit code {returncode}; see {log_path} for its log")
-    hbm = find_hbm(working_dir, prefix) or find_hbm(cwd, prefix, recursive=True)
+    hbm = find_hbm(working_dir, prefix, before=before) or find_hbm(cwd, prefix, recursive=True, before=before)
     if hbm is None and require_hbm:
         raise ToolchainError(f"{TOOL} finished but wrote no .hbm in {working_dir}; see {log_path}")
     return CompileResult(list(command), cwd, returncode, log_path, hbm, parse_cosine_table(text))

@@ -58,6 +58,7 @@ class HbmBackend(Backend):
     package = "hbm_runtime"
     install_hint = BOARD_PACKAGE_HINT
     auto_priority = 20  # on the board the BPU beats the CPU
+    options = ("priority", "bpu_cores")
 
     @classmethod
     def can_load(cls) -> bool:

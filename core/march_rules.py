@@ -48,7 +48,7 @@ MARCH_RULES: dict = {
             op_types=("GlobalAveragePool", "GlobalMaxPool"),
             rank=5,
             message="hb_compile for nash-e rejects 5-D global pooling",
-            fix="replace it by ReduceMean (ReduceMax) over axes 2,3,4 with keepdims=1: run `zoo patch MODEL`",
+            fix="replace GlobalAveragePool by ReduceMean (GlobalMaxPool by ReduceMax) over axes 2,3,4 with keepdims=1: run `zoo patch MODEL`",
             rewrite="global_pool_to_reduce",
         ),
         Rule(

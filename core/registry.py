@@ -88,6 +88,9 @@ class Registry:
         info = info or PluginInfo(name, getattr(module, "__name__", repr(module)), version)
         self.plugins[name] = info
         declared = getattr(module, "ZOO_HOOKSPEC_VERSION", None)
+        if declared is None:
+            info.error = f"declares no ZOO_HOOKSPEC_VERSION; add `ZOO_HOOKSPEC_VERSION = {hookspecs.HOOKSPEC_VERSION}` to {info.module}"
+            return info
         if declared != hookspecs.HOOKSPEC_VERSION:
             info.error = (
                 f"targets hook-spec version {declared!r}, this zoo provides {hookspecs.HOOKSPEC_VERSION}; "
@@ -157,9 +160,13 @@ class Registry:
         return call
 
     def patch_graph(self, spec, model, march: str) -> list:
-        """Apply every plugin's graph patch in registration order; return what changed."""
+        """Apply every plugin's graph patch: tryfirst ones, then in load order, then trylast; return what changed."""
         changes = []
-        for impl in self.pm.hook.zoo_patch_graph.get_hookimpls():
+        impls = self.pm.hook.zoo_patch_graph.get_hookimpls()  # registration order within each group
+        ordered = [i for i in impls if i.tryfirst] + [i for i in impls if not (i.tryfirst or i.trylast)] + [
+            i for i in impls if i.trylast
+        ]
+        for impl in ordered:
             try:
                 result = impl.function(spec=spec, model=model, march=march)
             except Exception as exc:

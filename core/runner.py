@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backend import ignored_options
 from .errors import BackendError, InputError, PluginError
 from .inputs import open_input
 
@@ -77,13 +78,9 @@ def resolve_model_file(registry, spec, backend_cls, request: RunRequest, config,
     default = None if request.weights else backend_cls.default_model(spec, cache)
     if default is not None:
         return Path(default)
-    from .artifacts import resolve_onnx, resolve_weights
+    from .artifacts import converted_onnx
 
-    weights = resolve_weights(spec, config, cache, request.weights)
-    if not weights.official and log:
-        log(f"using custom weights {weights.path.name} (sha256 {weights.sha256[:12]}…), not the official checkpoint")
-    path, _ = resolve_onnx(spec, registry, weights, cache, log=log)
-    return path
+    return converted_onnx(spec, registry, config, cache, request.weights, log)[0]
 
 
 def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
@@ -102,6 +99,9 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         if request.backend is None and config.path is not None and requested != "auto":
             raise BackendError(f"{exc} (default_backend in {config.path})") from None
         raise
+    if log:
+        for warning in ignored_options(backend_cls, request.backend_options):
+            log(f"warning: {warning}")
     source = open_input(request.input, spec.input.shape)  # a missing file fails before any download
     model_file = resolve_model_file(registry, spec, backend_cls, request, config, cache, log)
 

@@ -186,3 +186,11 @@ def test_checkpoint_passed_as_model_says_use_weights(capsys, tmp_path):
     (tmp_path / "ck.pth").write_bytes(b"PK")
     np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
     run(capsys, tmp_path / "clip.npy", "--model", tmp_path / "ck.pth").assert_user_error("--weights")
+
+
+def test_board_options_on_onnxruntime_are_not_silently_dropped(capsys, tmp_path, tiny_onnx):
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    result = run(capsys, tmp_path / "clip.npy", "--model", tiny_onnx, "--priority", "3", "--bpu-cores", "0")
+    assert result.code == 0, result.err
+    assert "warning: --priority is not used by the onnxruntime backend" in result.err
+    assert "warning: --bpu-cores is not used by the onnxruntime backend" in result.err

@@ -158,3 +158,70 @@ def test_zoo_patch_refuses_a_model_it_cannot_verify(capsys, tmp_path):
     result = invoke(capsys, "patch", "r3d_18", "--model", tmp_path / "inf.onnx", "-o", tmp_path / "out.onnx")
     result.assert_user_error("not finite", "cannot be proven")
     assert not (tmp_path / "out.onnx").exists()
+
+
+# -- the core's part: ordering and validation around every plugin's patch -------------------------
+
+
+def _patch_plugin(name, function, **marks):
+    """A plugin module object with one zoo_patch_graph, registered like an entry point would be."""
+    import types
+
+    from modelzoo.core.hookspecs import HOOKSPEC_VERSION, hookimpl
+
+    module = types.ModuleType(name)
+    module.ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
+    module.zoo_patch_graph = hookimpl(**marks)(function)
+    return module
+
+
+@pytest.fixture
+def registry():
+    from modelzoo.core.registry import Registry
+
+    return Registry().load()
+
+
+def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
+    from modelzoo.core.graph_patch import patch_model
+    from onnx_models import tiny_video_classifier
+
+    calls = []
+    for name, marks in (("late", {"trylast": True}), ("plain_a", {}), ("early", {"tryfirst": True}), ("plain_b", {})):
+        plugin = _patch_plugin(name, lambda spec, model, march, name=name: calls.append(name), **marks)
+        registry.add_plugin(plugin, name=name)
+    model = onnx.load(str(tiny_video_classifier(tmp_path / "tiny.onnx")))
+    patch_model(registry, registry.get_model("r3d_18"), model, "nash-e")
+    ours = [c for c in calls if c in ("late", "plain_a", "early", "plain_b")]
+    assert ours == ["early", "plain_a", "plain_b", "late"]
+
+
+def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
+    """A hook that changes the graph but reports nothing gets checked all the same."""
+    from modelzoo.core.graph_patch import patch_model
+    from onnx_models import tiny_video_classifier
+
+    def sneaky(spec, model, march):
+        for node in model.graph.node:
+            if node.op_type == "Relu":
+                node.op_type = "Sigmoid"
+        return None
+
+    registry.add_plugin(_patch_plugin("sneaky", sneaky), name="sneaky")
+    model = onnx.load(str(tiny_video_classifier(tmp_path / "tiny.onnx")))
+    with pytest.raises(ConversionError, match="NOT equivalent"):
+        patch_model(registry, registry.get_model("r3d_18"), model, "nash-e")
+
+
+def test_equivalence_is_proven_at_the_models_real_input_shape(registry, reference_model, tmp_path):
+    """A torch export with a dynamic T must be checked with 16 frames, not 1."""
+    from modelzoo.core.graph_patch import patch_model
+
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "dyn.onnx"
+    torch.onnx.export(
+        reference_model("r3d_18"), torch.zeros(1, 3, 16, 112, 112), str(path), input_names=["video"],
+        output_names=["logits"], dynamic_axes={"video": {0: "N", 2: "T"}}, opset_version=17, dynamo=False,
+    )
+    _, result = patch_model(registry, registry.get_model("r3d_18"), onnx.load(str(path)), "nash-e")
+    assert result.equivalence.input_shapes == {"video": [1, 3, 16, 112, 112]}

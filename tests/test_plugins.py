@@ -333,7 +333,9 @@ def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
         f"targets hook-spec version {HOOKSPEC_VERSION + 1}, this zoo provides {HOOKSPEC_VERSION}; "
         "upgrade the plugin or modelzoo"
     )
-    assert plugins["unversioned"]["error"].startswith("targets hook-spec version None")
+    assert plugins["unversioned"]["error"] == (
+        f"declares no ZOO_HOOKSPEC_VERSION; add `ZOO_HOOKSPEC_VERSION = {HOOKSPEC_VERSION}` to unversioned_plugin"
+    )
 
     registry = get_registry()
     for name in ("newer", "unversioned"):

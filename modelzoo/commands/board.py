@@ -34,13 +34,9 @@ def _source_onnx(session, spec, model_path, weights) -> Path:
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
         return path
-    from modelzoo.core.artifacts import resolve_onnx, resolve_weights
+    from modelzoo.core.artifacts import converted_onnx
 
-    resolved = resolve_weights(spec, session.config, session.cache, weights)
-    if not resolved.official:
-        notice(f"using custom weights (sha256 {resolved.sha256[:12]}…), not the official checkpoint")
-    path, _ = resolve_onnx(spec, session.registry, resolved, session.cache, log=notice)
-    return Path(path)
+    return converted_onnx(spec, session.registry, session.config, session.cache, weights, log=notice)[0]
 
 
 def _load_onnx(path: Path):
@@ -241,8 +237,12 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
         config = session.registry.model_hook(spec, "zoo_compile_config")(
             march=march, onnx_path=onnx_path, calib_dir=calibration_dir, working_dir=output_dir
         )
-        if config is None:
-            raise PluginError(f"plugin {spec.plugin!r} has no zoo_compile_config for {spec.name}")
+        sections = ("model_parameters", "input_parameters", "calibration_parameters", "compiler_parameters")
+        if not isinstance(config, dict) or any(not isinstance(config.get(key), dict) for key in sections):
+            raise PluginError(
+                f"plugin {spec.plugin!r} returned no usable hb_compile config for {spec.name} "
+                f"(zoo_compile_config must return a dict with the sections {', '.join(sections)})"
+            )
         output_dir = workdir / config["model_parameters"].get("working_dir", output_dir)  # a plugin may choose another
         config_path = write_config(relative_paths(config, workdir), workdir / f"{spec.name}_{march}.yaml")
         data["config"] = str(config_path)
@@ -270,6 +270,8 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
         return
     _echo_prepared(data)
     click.echo(f"hb_compile finished: {compiled.hbm or 'no .hbm written'} (log {compiled.log_path})")
+    if not compiled.cosine and not fast_perf:
+        notice(f"note: no cosine-similarity table recognised in {compiled.log_path}; read the log for accuracy")
     if compiled.cosine:
         click.echo("cosine similarity, float vs quantized model:")
         click.echo(table(
@@ -307,7 +309,11 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
     backend_cls = session.registry.select_backend(
         spec, requested, model_path, session.cache, from_weights=bool(weights and not model_path)
     )
+    from modelzoo.core.backend import ignored_options
+
     options = scheduling_options(priority, bpu_cores)
+    for warning in ignored_options(backend_cls, options):
+        notice(f"warning: {warning}")
     request = RunRequest(spec.name, "", model_path=model_path, weights=weights, backend=requested, backend_options=options)
     model_file = resolve_model_file(session.registry, spec, backend_cls, request, session.config, session.cache, log=notice)
     runner = backend_cls(model_file, threads=session.config.threads, **options)

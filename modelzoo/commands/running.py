@@ -77,14 +77,11 @@ def export(session, model, weights, output, as_json):
     """Convert the model's checkpoint to ONNX (no PyTorch needed)."""
     import shutil
 
-    from modelzoo.core.artifacts import resolve_onnx, resolve_weights
+    from modelzoo.core.artifacts import converted_onnx
     from modelzoo.core.atomic import atomic_write
 
     spec = session.registry.get_model(model)
-    resolved = resolve_weights(spec, session.config, session.cache, weights)
-    if not resolved.official:
-        notice(f"using custom weights (sha256 {resolved.sha256[:12]}…), not the official checkpoint")
-    cached, converted = resolve_onnx(spec, session.registry, resolved, session.cache, log=notice)
+    cached, resolved, converted = converted_onnx(spec, session.registry, session.config, session.cache, weights, log=notice)
     target = Path(output or f"{spec.name}.onnx")
     with atomic_write(target) as handle, open(cached, "rb") as source:
         shutil.copyfileobj(source, handle)

@@ -87,4 +87,4 @@ def new_plugin(name, output, as_json):
     click.echo(f"created plugin {name!r} in {target}/:")
     for relative in files:
         click.echo(f"  {relative}")
-    click.echo(f"next: pip install -e {target}, then `zoo list`; `zoo run {name}` names the first hook to fill in")
+    click.echo(f"next: pip install -e {target}, then `zoo list`; `zoo run {name} --input VIDEO --model MODEL.onnx` names the first hook to fill in")

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """FAKE hb_compile, for tests only: NOT OpenExplorer's compiler, and it compiles nothing.
 
 Installed on PATH as `hb_compile` by tests. It checks what the real tool would need, the way
