@@ -105,7 +105,10 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the file") from None
     if data is None:
         return Config(path=path)
-    lines = _key_lines(root)
+    try:
+        lines = _key_lines(root)
+    except _DuplicateKey as dup:
+        raise ConfigError(f"{path}:{dup.line}: '{'.'.join(map(str, dup.key_path))}' is set twice; keep one") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of settings; see zoo.yaml in the repo")
 
@@ -174,6 +177,14 @@ def _key_lines(node, prefix: tuple = ()) -> dict:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = prefix + (key_node.value,)
+            if key_path in lines:  # PyYAML would silently keep the last one
+                raise _DuplicateKey(key_path, key_node.start_mark.line + 1)
             lines[key_path] = key_node.start_mark.line + 1
             lines.update(_key_lines(value_node, key_path))
     return lines
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key_path: tuple, line: int):
+        super().__init__(key_path)
+        self.key_path, self.line = key_path, line

@@ -94,7 +94,8 @@ class HbmBackend(Backend):
         self.input_name = inputs[0]
         self.input_shape = tuple(int(d) for d in self.runtime.input_shapes[self.model_name][self.input_name])
         self.input_dtype = _name(self.runtime.input_dtypes[self.model_name][self.input_name])
-        if self.input_dtype != "F32":
+        # The enum's spelling is not documented (F32, FLOAT32, ...): refuse only what is clearly not a float tensor.
+        if self.input_dtype in _QUANTIZED_DTYPES or self.input_dtype.startswith(("INT", "UINT", "NV12", "Y", "UV")):
             raise BackendError(
                 f"{self.model_path.name} takes {self.input_dtype} input, but zoo feeds the float32 clip it preprocesses; "
                 "compile with input_type_rt featuremap and norm_type no_preprocess (see `zoo compile`)"

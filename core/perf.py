@@ -40,9 +40,10 @@ def random_clip(shape: tuple, seed: int):
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
-def measure(backend, input_shape: tuple, threads: int, frames: int) -> PerfRow:
+def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=None) -> PerfRow:
     """Run `frames` single-clip inferences spread over `threads` threads; each thread takes the next
-    frame until all are done. Errors in a worker are re-raised here."""
+    frame until all are done. Errors in a worker are re-raised here. `on_frame()` (progress) is
+    called after each frame, one thread at a time."""
     counter = iter(range(frames))
     lock = threading.Lock()
     latencies: list = []
@@ -59,6 +60,9 @@ def measure(backend, input_shape: tuple, threads: int, frames: int) -> PerfRow:
                 started = time.perf_counter()
                 backend.run(clip)
                 own.append((time.perf_counter() - started) * 1000)
+                if on_frame:
+                    with lock:
+                        on_frame()
         except BaseException as exc:  # surfaced in the calling thread
             errors.append(exc)
         with lock:
@@ -85,14 +89,20 @@ def measure(backend, input_shape: tuple, threads: int, frames: int) -> PerfRow:
     )
 
 
-def run_perf(backend, input_shape: tuple, thread_counts, frames: int, *, warmup: int = 1, on_row=None) -> list:
-    """One PerfRow per thread count, after `warmup` untimed inferences (first-run allocations)."""
+def run_perf(backend, input_shape: tuple, thread_counts, frames: int, *, warmup: int = 1, on_row=None, progress=None) -> list:
+    """One PerfRow per thread count, after `warmup` untimed inferences (first-run allocations).
+
+    `progress(threads)` may return a context manager with `update(1)`, shown while a row runs.
+    """
+    import contextlib
+
     clip = random_clip(input_shape, seed=1234)
     for _ in range(warmup):
         backend.run(clip)
     rows = []
     for threads in thread_counts:
-        row = measure(backend, input_shape, int(threads), int(frames))
+        with (progress(int(threads)) if progress else contextlib.nullcontext()) as bar:
+            row = measure(backend, input_shape, int(threads), int(frames), on_frame=(lambda: bar.update(1)) if bar else None)
         rows.append(row)
         if on_row:
             on_row(row)

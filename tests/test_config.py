@@ -77,6 +77,7 @@ def test_weights_override_is_read(tmp_path):
         ("models:\n  r3d_18:\n    weights:\n      sha256: abc\n", 4, "64 hexadecimal"),
         ("threads: [1\n", 2, "not valid YAML"),
         ("- a\n- b\n", 1, "must be a mapping"),
+        ("threads: 2\ndefault_backend: auto\nthreads: 4\n", 3, "'threads' is set twice"),
     ],
 )
 def test_bad_config_names_file_key_and_line(tmp_path, text, line, fragment):

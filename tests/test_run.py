@@ -77,3 +77,48 @@ def test_preprocessed_npy_gives_the_same_answer_as_the_video(capsys, tmp_path, v
         for source in (video, tmp_path / "clip.npy", tmp_path / "single.npy")
     ]
     assert runs[0]["predictions"] == runs[1]["predictions"] == runs[2]["predictions"]
+
+
+@pytest.fixture
+def checkpoint_server(r3d18_checkpoint):
+    """Serves the random checkpoint over HTTP on 127.0.0.1 and counts the GETs."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    gets = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self):
+            gets.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(r3d18_checkpoint.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{r3d18_checkpoint.name}", gets
+    server.shutdown()
+    server.server_close()
+
+
+def test_first_run_downloads_converts_and_caches(capsys, tmp_path, video, r3d18_checkpoint, checkpoint_server):
+    """The fresh-machine path: no --weights, no --model; the weights come from a URL (a zoo.yaml mirror)."""
+    from modelzoo.core.cache import sha256_file
+
+    url, gets = checkpoint_server
+    (tmp_path / "zoo.yaml").write_text(
+        f"models:\n  r3d_18:\n    weights:\n      url: {url}\n      sha256: {sha256_file(r3d18_checkpoint)}\n"
+    )
+    first = invoke(capsys, "run", "r3d_18", "--input", video, "--json")
+    assert first.code == 0, first.err
+    assert len(gets) == 1 and "converting" in first.err
+    assert "custom weights" in first.err  # a mirror with another hash is never labelled official
+
+    second = invoke(capsys, "run", "r3d_18", "--input", video, "--json")
+    assert second.code == 0, second.err
+    assert len(gets) == 1 and "converting" not in second.err  # neither downloaded nor converted again
+    assert json.loads(first.out)["predictions"] == json.loads(second.out)["predictions"]
+    listed = json.loads(invoke(capsys, "cache", "list", "--json").out)
+    assert {e["artifact"] for e in listed if e["model"] == "r3d_18"} >= {"weights"}

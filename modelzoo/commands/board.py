@@ -320,6 +320,7 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
     notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
     rows = run_perf(
         runner, spec.input.shape, thread_counts, frames,
+        progress=lambda threads: click.progressbar(length=frames, label=f"{threads} thread(s)", file=sys.stderr, show_pos=True),
         on_row=lambda r: notice(f"  {r.threads} thread(s): {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS"),
     )
     published = published_rows(spec)
