@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import sha256_file
-from .errors import CheckpointError, ConversionError, ZooError
+from .errors import CheckpointError, ConversionError, InputError, PluginError
 from .version import zoo_version
 
 
@@ -28,7 +28,7 @@ def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> We
         cached, official = import_local(spec, artifact, cache, Path(weights_file))
         return Weights(cached.path, cached.sha256, official)
     if artifact is None:
-        raise ZooError(f"{spec.name} publishes no weights; pass --model FILE or --weights CHECKPOINT")
+        raise InputError(f"{spec.name} publishes no weights; pass --model FILE or --weights CHECKPOINT")
     override = config.model(spec.name)
     cached = fetch_artifact(
         spec, artifact, cache, url=override.weights_url, sha256=override.weights_sha256, progress=progress
@@ -59,7 +59,7 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
             cache.discard(spec.name, weights.sha256)
         raise
     if model is None:
-        raise ZooError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
+        raise PluginError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
     payload = model.SerializeToString()
     return cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path, True
 
@@ -71,3 +71,37 @@ def converted_onnx(spec, registry, config, cache, weights_file=None, log=None) -
         log(f"using custom weights {weights.path.name} (sha256 {weights.sha256[:12]}…), not the official checkpoint")
     path, converted = resolve_onnx(spec, registry, weights, cache, log=log)
     return path, weights, converted
+
+
+def onnx_source(spec, registry, config, cache, model_path=None, weights_file=None, log=None) -> Path:
+    """The ONNX to prepare for a board: --model FILE.onnx, else the converted checkpoint."""
+    if model_path:
+        path = existing_model_file(model_path)
+        if path.suffix.lower() != ".onnx":
+            raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
+        return path
+    return converted_onnx(spec, registry, config, cache, weights_file, log)[0]
+
+
+def existing_model_file(model_path) -> Path:
+    path = Path(model_path)
+    if not path.is_file():
+        raise InputError(f"model file {path} does not exist; check --model")
+    return path
+
+
+def load_onnx(path):
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise InputError(f"cannot read {path} as ONNX ({exc}); pass a valid .onnx file") from None
+
+
+def save_onnx(model, path) -> None:
+    from .atomic import atomic_write
+
+    payload = model.SerializeToString()
+    with atomic_write(path) as handle:
+        handle.write(payload)

@@ -201,19 +201,7 @@ class ArtifactCache:
                 os.replace(src, target)
             else:
                 _copy_checked(src, target, sha256)
-        entry = CachedFile(
-            path=target,
-            model=model,
-            artifact=artifact_name,
-            sha256=sha256,
-            size=target.stat().st_size,
-            url=url,
-            created=_now(),
-            zoo_version=zoo_version(),
-            verified=bool(verified),
-            official=bool(official),
-        )
-        return self._write_manifest(entry)
+        return self._record(target, model, artifact_name, sha256, url, verified=verified, official=official)
 
     def derived_path(self, model: str, source_sha256: str, filename: str) -> Path:
         """Where the file derived from checkpoint `source_sha256` lives (it may not exist yet)."""
@@ -229,19 +217,17 @@ class ArtifactCache:
         target = self.derived_path(model, source_sha256, filename)
         with atomic_write(target) as handle:
             write_fn(handle)
-        sha256 = sha256_file(target)
+        return self._record(
+            target, model, DERIVED, sha256_file(target), None,
+            verified=False, official=False, source_sha256=source_sha256.lower(),
+        )
+
+    def _record(self, path: Path, model: str, artifact: str, sha256: str, url, **flags) -> CachedFile:
+        """Write the manifest of a file now in place; it is only cached once this is written."""
         entry = CachedFile(
-            path=target,
-            model=model,
-            artifact=DERIVED,
-            sha256=sha256,
-            size=target.stat().st_size,
-            url=None,
-            created=_now(),
-            zoo_version=zoo_version(),
-            verified=False,
-            official=False,
-            source_sha256=source_sha256.lower(),
+            path=path, model=model, artifact=artifact, sha256=sha256, size=path.stat().st_size, url=url,
+            created=_now(), zoo_version=zoo_version(),
+            verified=bool(flags.pop("verified")), official=bool(flags.pop("official")), **flags,
         )
         return self._write_manifest(entry)
 
@@ -273,11 +259,10 @@ class ArtifactCache:
 
     def clean(self, model: str | None = None) -> int:
         """Delete everything cached (for one model, or all); returns the bytes freed."""
+        freed = self.size(model)
         target = self.model_dir(model) if model else self.models_dir
-        if not target.exists():
-            return 0
-        freed = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
-        shutil.rmtree(target)
+        if target.exists():
+            shutil.rmtree(target)
         return freed
 
     def discard(self, model: str, sha256: str) -> None:

@@ -10,16 +10,16 @@ from .errors import ConfigError
 CONFIG_ENV = "ZOO_CONFIG"
 HOME_ENV = "ZOO_HOME"
 
-# key -> (type, default); a dict value is a nested section.
+# key -> expected type; a dict is a nested section. Defaults live in the dataclasses below.
 _MODEL_SCHEMA = {
-    "weights": {"url": (str, None), "sha256": (str, None)},
-    "clips": (int, None),
-    "top_k": (int, None),
+    "weights": {"url": str, "sha256": str},
+    "clips": int,
+    "top_k": int,
 }
 _SCHEMA = {
-    "cache_dir": (str, None),
-    "default_backend": (str, "auto"),
-    "threads": (int, None),
+    "cache_dir": str,
+    "default_backend": str,
+    "threads": int,
     "models": None,  # name -> _MODEL_SCHEMA, checked separately
 }
 
@@ -116,7 +116,7 @@ def parse_config(text: str, path: Path) -> Config:
         line = lines.get(key_path, 1)
         raise ConfigError(f"{path}:{line}: '{'.'.join(map(str, key_path))}' {message}")
 
-    _check_section(data, {k: v for k, v in _SCHEMA.items() if k != "models"} | {"models": None}, (), fail)
+    _check_section(data, _SCHEMA, (), fail)
     models = {}
     raw_models = data.get("models") or {}
     if not isinstance(raw_models, dict):
@@ -164,7 +164,7 @@ def _check_section(data: dict, schema: dict, prefix: tuple, fail) -> None:
                 fail(key_path, "must be a mapping")
             _check_section(value, rule, key_path, fail)
             continue
-        expected, _default = rule
+        expected = rule
         if not isinstance(value, expected) or isinstance(value, bool):
             fail(key_path, f"must be {expected.__name__}, not {type(value).__name__}")
 

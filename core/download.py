@@ -322,7 +322,7 @@ def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
 
 def _matches_prefix(artifact, observed: str):
     """True/False against a published hash prefix (as torch.hub checks), None when there is none."""
-    prefix = getattr(artifact, "sha256_prefix", None)
+    prefix = artifact.sha256_prefix
     if artifact.sha256 or not prefix:
         return None
     return observed.lower().startswith(prefix.lower())

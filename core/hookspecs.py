@@ -36,7 +36,7 @@ def zoo_select_backend(spec, requested, model_path, backends, cache):
 
 @hookspec(firstresult=True)
 def zoo_preprocess(spec, source, clips):
-    """Turn an input (a video path, or raw frames as an InputSource) into the model input array.
+    """Turn an InputSource (a video file, raw RGB frames, or a preprocessed tensor) into the model input.
 
     Returns float32 [clips, *spec.input.shape[1:]]. Stops at the first non-None result.
     """

@@ -1,6 +1,7 @@
 """The one plugin manager: loads entry-point plugins once, isolates their failures, indexes models."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field, replace
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownModelError
+from .errors import PluginError, UnknownModelError, ZooError
 from .version import zoo_version
 
 ENTRY_POINT_GROUP = "modelzoo"
@@ -147,15 +148,8 @@ class Registry:
         caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
 
         def call(**kwargs):
-            try:
+            with _blamed_on(spec.plugin, f"{hook_name} for {spec.name}"):
                 return caller(spec=spec, **kwargs)
-            except Exception as exc:
-                if _is_user_error(exc):
-                    raise
-                raise PluginError(
-                    f"plugin {spec.plugin!r} failed in {hook_name} for {spec.name}: {type(exc).__name__}: {exc}; "
-                    "report it to the plugin's author (`zoo --debug …` shows the traceback)"
-                ) from exc
 
         return call
 
@@ -167,15 +161,8 @@ class Registry:
             i for i in impls if i.trylast
         ]
         for impl in ordered:
-            try:
-                result = impl.function(spec=spec, model=model, march=march)
-            except Exception as exc:
-                if _is_user_error(exc):
-                    raise
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in zoo_patch_graph: {type(exc).__name__}: {exc}"
-                ) from exc
-            changes.extend(result or [])
+            with _blamed_on(impl.plugin_name, "zoo_patch_graph"):
+                changes.extend(impl.function(spec=spec, model=model, march=march) or [])
         return changes
 
     def select_backend(self, spec, requested: str, model_path, cache, from_weights: bool = False):
@@ -188,10 +175,18 @@ class Registry:
         )
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    from .errors import ZooError
-
-    return isinstance(exc, ZooError)
+@contextlib.contextmanager
+def _blamed_on(plugin: str, where: str):
+    """A plugin's bug becomes a PluginError naming it; its deliberate user errors pass through."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {plugin!r} failed in {where}: {type(exc).__name__}: {exc}; "
+            "report it to the plugin's author (`zoo --debug …` shows the traceback)"
+        ) from exc
 
 
 def _unknown_hooks(module) -> list:

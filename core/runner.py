@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import converted_onnx, existing_model_file
 from .backend import ignored_options
-from .errors import BackendError, InputError, PluginError
+from .errors import BackendError, PluginError
 from .inputs import open_input
 
 
@@ -68,19 +69,29 @@ def preprocess_source(registry, spec, source, clips: int):
     return tensor
 
 
-def resolve_model_file(registry, spec, backend_cls, request: RunRequest, config, cache, log=None) -> Path:
+def pick_backend(registry, spec, config, cache, *, backend=None, model_path=None, weights=None, options=None, log=None):
+    """The Backend class for --backend (or zoo.yaml's default_backend), warning about options it ignores."""
+    requested = backend or config.default_backend
+    try:
+        backend_cls = registry.select_backend(spec, requested, model_path, cache, from_weights=bool(weights and not model_path))
+    except BackendError as exc:
+        if backend is None and config.path is not None and requested != "auto":
+            raise BackendError(f"{exc} (default_backend in {config.path})") from None
+        raise
+    if log:
+        for warning in ignored_options(backend_cls, options or {}):
+            log(f"warning: {warning}")
+    return backend_cls
+
+
+def resolve_model_file(registry, spec, backend_cls, config, cache, *, model_path=None, weights=None, log=None) -> Path:
     """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights."""
-    if request.model_path:
-        path = Path(request.model_path)
-        if not path.is_file():
-            raise InputError(f"model file {path} does not exist; check --model")
-        return path
-    default = None if request.weights else backend_cls.default_model(spec, cache)
+    if model_path:
+        return existing_model_file(model_path)
+    default = None if weights else backend_cls.default_model(spec, cache)
     if default is not None:
         return Path(default)
-    from .artifacts import converted_onnx
-
-    return converted_onnx(spec, registry, config, cache, request.weights, log)[0]
+    return converted_onnx(spec, registry, config, cache, weights, log)[0]
 
 
 def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
@@ -88,22 +99,15 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
     model_config = config.model(spec.name)
     clips = request.clips or model_config.clips or 1
     top_k = request.top_k or model_config.top_k or 5
-    requested = request.backend or config.default_backend
     threads = request.threads or config.threads
-
-    try:
-        backend_cls = registry.select_backend(
-            spec, requested, request.model_path, cache, from_weights=bool(request.weights and not request.model_path)
-        )
-    except BackendError as exc:
-        if request.backend is None and config.path is not None and requested != "auto":
-            raise BackendError(f"{exc} (default_backend in {config.path})") from None
-        raise
-    if log:
-        for warning in ignored_options(backend_cls, request.backend_options):
-            log(f"warning: {warning}")
+    backend_cls = pick_backend(
+        registry, spec, config, cache, backend=request.backend, model_path=request.model_path,
+        weights=request.weights, options=request.backend_options, log=log,
+    )
     source = open_input(request.input, spec.input.shape)  # a missing file fails before any download
-    model_file = resolve_model_file(registry, spec, backend_cls, request, config, cache, log)
+    model_file = resolve_model_file(
+        registry, spec, backend_cls, config, cache, model_path=request.model_path, weights=request.weights, log=log
+    )
 
     # Loading the model and decoding the video do not depend on each other: overlap them.
     # numpy is imported here first: its extension module cannot be initialised by two threads at once.

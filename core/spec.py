@@ -48,7 +48,6 @@ class VideoPreprocessing:
     mean: tuple = (0.43216, 0.394666, 0.37645)
     std: tuple = (0.22803, 0.22145, 0.216989)
     interpolation: str = "bilinear"
-    color: str = "RGB"
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def normalize_clips(clips_frames, pre: VideoPreprocessing):
 def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing, clips: int):
     """The model input for `source`: float32 [clips, 3, clip_len, crop_h, crop_w]."""
     if clips < 1:
-        raise InputError(f"--clips must be at least 1, got {clips}")
+        raise InputError(f"the number of clips must be at least 1, got {clips}")
     if source.tensor is not None:
         return source.tensor
     from .video import opencv

@@ -18,26 +18,20 @@ _state = {"debug": False}
 @click.pass_context
 def cli(ctx, config_path, debug):
     """modelzoo: run vision models from public checkpoints on any host, and take them to the RDK S100 board."""
-    _state["debug"] = debug or bool(os.environ.get("ZOO_DEBUG"))
-    ctx.obj = Session(config_path)
+    ctx.obj = Session(config_path)  # --debug itself is read by main(), wherever it stands
 
 
 def _add_commands() -> None:
-    from modelzoo.commands import models, running
+    from modelzoo.commands import board, cache, fetch, models, running, scaffold
 
-    for command in (models.list_models, models.info, models.plugins, running.run, running.preprocess, running.export):
+    for command in (
+        models.list_models, models.info, models.plugins,
+        running.run, running.preprocess, running.export,
+        fetch.fetch, cache.cache,
+        board.patch, board.check, board.calib, board.compile_model, board.perf,
+        scaffold.new_plugin,
+    ):
         cli.add_command(command)
-    from modelzoo.commands import cache, fetch
-
-    cli.add_command(fetch.fetch)
-    cli.add_command(cache.cache)
-    from modelzoo.commands import board
-
-    for command in (board.patch, board.check, board.calib, board.compile_model, board.perf):
-        cli.add_command(command)
-    from modelzoo.commands.scaffold import new_plugin
-
-    cli.add_command(new_plugin)
 
 
 _add_commands()

@@ -5,6 +5,8 @@ from functools import cached_property
 
 import click
 
+from modelzoo.output import notice
+
 
 class Session:
     def __init__(self, config_path=None):
@@ -23,7 +25,7 @@ class Session:
         registry = get_registry()
         for info in registry.plugins.values():
             if info.error:
-                click.echo(f"warning: plugin {info.name!r} not loaded: {info.error} (see `zoo plugins`)", err=True)
+                notice(f"warning: plugin {info.name!r} not loaded: {info.error} (see `zoo plugins`)")
         return registry
 
     @cached_property

@@ -1,5 +1,4 @@
 """Every user error is one `error:` line saying what to do, exit code 2, and no traceback."""
-import pickle
 import subprocess
 import sys
 

@@ -24,38 +24,9 @@ def _parse_threads(_ctx, _param, value):
 
 
 def _source_onnx(session, spec, model_path, weights) -> Path:
-    """--model FILE.onnx, else the ONNX converted from the (official or --weights) checkpoint."""
-    from modelzoo.core.errors import InputError
+    from modelzoo.core.artifacts import onnx_source
 
-    if model_path:
-        path = Path(model_path)
-        if not path.is_file():
-            raise InputError(f"model file {path} does not exist; check --model")
-        if path.suffix.lower() != ".onnx":
-            raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
-        return path
-    from modelzoo.core.artifacts import converted_onnx
-
-    return converted_onnx(spec, session.registry, session.config, session.cache, weights, log=notice)[0]
-
-
-def _load_onnx(path: Path):
-    import onnx
-
-    from modelzoo.core.errors import InputError
-
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:
-        raise InputError(f"cannot read {path} as ONNX ({exc}); pass a valid .onnx file") from None
-
-
-def _save_onnx(model, path: Path) -> None:
-    from modelzoo.core.atomic import atomic_write
-
-    payload = model.SerializeToString()
-    with atomic_write(path) as handle:
-        handle.write(payload)
+    return onnx_source(spec, session.registry, session.config, session.cache, model_path, weights, log=notice)
 
 
 def _describe_findings(findings) -> str:
@@ -83,14 +54,15 @@ def _model_options(function):
 @pass_session
 def patch(session, model, model_path, weights, march, output, as_json):
     """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
+    from modelzoo.core.artifacts import load_onnx, save_onnx
     from modelzoo.core.graph_patch import patch_model
     from modelzoo.core.march_rules import check_model
 
     spec = session.registry.get_model(model)
     source = _source_onnx(session, spec, model_path, weights)
-    patched, result = patch_model(session.registry, spec, _load_onnx(source), march)
+    patched, result = patch_model(session.registry, spec, load_onnx(source), march)
     target = Path(output or f"{spec.name}_{march}.onnx")
-    _save_onnx(patched, target)
+    save_onnx(patched, target)
     remaining = check_model(patched, march)
     if as_json:
         emit_json({"model": spec.name, "march": march, "input": str(source), "output": str(target),
@@ -120,11 +92,12 @@ def patch(session, model, model_path, weights, march, output, as_json):
 @pass_session
 def check(session, model, model_path, weights, march, as_json):
     """Lint the ONNX against the march's known constraints. Exit 0 if none is violated, 1 if some are."""
+    from modelzoo.core.artifacts import load_onnx
     from modelzoo.core.march_rules import check_model
 
     spec = session.registry.get_model(model)
     source = _source_onnx(session, spec, model_path, weights)
-    findings = check_model(_load_onnx(source), march)
+    findings = check_model(load_onnx(source), march)
     if as_json:
         emit_json({"model": spec.name, "march": march, "input": str(source), "ok": not findings,
                    "findings": [f.to_dict() for f in findings]})
@@ -193,61 +166,21 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
     Without hb_compile (outside the OpenExplorer environment) it prints the command to run there.
     """
     from modelzoo.core import hb_compile
-    from modelzoo.core.calibration import collect_calibration
-    from modelzoo.core.compile_config import board_input_shape, onnx_input, relative_paths, write_config
-    from modelzoo.core.errors import PluginError, ToolchainError
-    from modelzoo.core.graph_patch import patch_model
-    from modelzoo.core.march_rules import check_model
+    from modelzoo.core.artifacts import load_onnx
+    from modelzoo.core.board_compile import prepare_compile, run_compile
 
     spec = session.registry.get_model(model)
-    workdir = Path(workdir or f"{spec.name}_{march}").resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(workdir or f"{spec.name}_{march}")
     source = _source_onnx(session, spec, model_path, weights)
-    patched, result = patch_model(session.registry, spec, _load_onnx(source), march)
-    for change in result.changes:
+    plan = prepare_compile(
+        session.registry, spec, load_onnx(source), march, workdir,
+        calib_dir=calib_dir, count=count, fast_perf=fast_perf, log=notice,
+    )
+    for change in plan.changes:
         notice(f"patched {change}")
-    findings = check_model(patched, march)
-    if findings:
-        raise ToolchainError(
-            f"{len(findings)} node(s) still violate {march} constraints after patching "
-            f"({'; '.join(f'{f.node}: {f.message}' for f in findings[:3])}); see `zoo check {spec.name} --march {march}`"
-        )
-    onnx_path = workdir / f"{spec.name}_{march}.onnx"
-    _save_onnx(patched, onnx_path)
-    data = {"model": spec.name, "march": march, "workdir": str(workdir), "onnx": str(onnx_path),
-            "changes": [str(c) for c in result.changes], "config": None, "calibration": None}
-
-    if fast_perf:
-        if calib_dir:
-            notice("note: --fast-perf calibrates with random data; --calib is not used")
-        command, cwd, output_dir = hb_compile.fast_perf_command(onnx_path.name, march), workdir, workdir
-    else:
-        calibration_dir = None
-        if calib_dir:
-            shape = board_input_shape(spec, onnx_input(onnx_path)[1])
-            samples = collect_calibration(session.registry, spec, calib_dir, workdir / "calibration", shape, count=count, log=notice)
-            calibration_dir = workdir / "calibration"
-            data["calibration"] = {"dir": str(calibration_dir), "samples": samples}
-        else:
-            notice(
-                "warning: no --calib: hb_compile will calibrate on random data (calibration_type skip); "
-                f"fine for speed, not for accuracy; make real data with `zoo calib {spec.name}`"
-            )
-        output_dir = workdir / "model_output"
-        config = session.registry.model_hook(spec, "zoo_compile_config")(
-            march=march, onnx_path=onnx_path, calib_dir=calibration_dir, working_dir=output_dir
-        )
-        sections = ("model_parameters", "input_parameters", "calibration_parameters", "compiler_parameters")
-        if not isinstance(config, dict) or any(not isinstance(config.get(key), dict) for key in sections):
-            raise PluginError(
-                f"plugin {spec.plugin!r} returned no usable hb_compile config for {spec.name} "
-                f"(zoo_compile_config must return a dict with the sections {', '.join(sections)})"
-            )
-        output_dir = workdir / config["model_parameters"].get("working_dir", output_dir)  # a plugin may choose another
-        config_path = write_config(relative_paths(config, workdir), workdir / f"{spec.name}_{march}.yaml")
-        data["config"] = str(config_path)
-        command, cwd = hb_compile.full_command(config_path.name), workdir
-    data["command"] = hb_compile.shell_line(command, cwd)
+    for warning in plan.warnings:
+        notice(f"warning: {warning}")
+    data = plan.to_dict()
 
     if hb_compile.find_hb_compile() is None:
         data["ran"] = False
@@ -256,13 +189,12 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
         else:
             _echo_prepared(data)
             click.echo("hb_compile is not on PATH: run this inside the OpenExplorer (OE 3.5) environment:")
-            click.echo(f"  {data['command']}")
-        notice(f"notice: {hb_compile.TOOL} not found; everything it needs is in {workdir}")
+            click.echo(f"  {plan.shell_line}")
+        notice(f"note: {hb_compile.TOOL} not found; everything it needs is in {plan.workdir}")
         return
 
-    notice(f"running: {data['command']}")
-    prefix = config["model_parameters"].get("output_model_file_prefix") if not fast_perf else None
-    compiled = hb_compile.run_hb_compile(command, cwd, output_dir, prefix=prefix, echo=notice, require_hbm=not fast_perf)
+    notice(f"running: {plan.shell_line}")
+    compiled = run_compile(plan, echo=notice)
     data["ran"] = True
     data["result"] = compiled.to_dict()
     if as_json:
@@ -302,20 +234,17 @@ def _echo_prepared(data: dict) -> None:
 def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
     """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."""
     from modelzoo.core.perf import published_rows, run_perf
-    from modelzoo.core.runner import RunRequest, resolve_model_file
+    from modelzoo.core.runner import pick_backend, resolve_model_file
 
     spec = session.registry.get_model(model)
-    requested = backend or session.config.default_backend
-    backend_cls = session.registry.select_backend(
-        spec, requested, model_path, session.cache, from_weights=bool(weights and not model_path)
-    )
-    from modelzoo.core.backend import ignored_options
-
     options = scheduling_options(priority, bpu_cores)
-    for warning in ignored_options(backend_cls, options):
-        notice(f"warning: {warning}")
-    request = RunRequest(spec.name, "", model_path=model_path, weights=weights, backend=requested, backend_options=options)
-    model_file = resolve_model_file(session.registry, spec, backend_cls, request, session.config, session.cache, log=notice)
+    backend_cls = pick_backend(
+        session.registry, spec, session.config, session.cache,
+        backend=backend, model_path=model_path, weights=weights, options=options, log=notice,
+    )
+    model_file = resolve_model_file(
+        session.registry, spec, backend_cls, session.config, session.cache, model_path=model_path, weights=weights, log=notice
+    )
     runner = backend_cls(model_file, threads=session.config.threads, **options)
     notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
     rows = run_perf(

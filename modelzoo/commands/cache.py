@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from modelzoo.core.errors import CacheError
-from modelzoo.output import emit_json, table
+from modelzoo.output import emit_json, notice, table
 from modelzoo.session import pass_session
 
 
@@ -74,7 +74,7 @@ def clean(session, model, yes, as_json):
         except click.Abort:  # no one to answer (stdin closed)
             raise CacheError(f"nothing deleted: cannot ask for confirmation here; pass --yes to delete {what}") from None
         if not confirmed:
-            click.echo("nothing deleted", err=True)
+            notice("nothing deleted")
             return
     freed = store.clean(model) if size else 0
     if as_json:

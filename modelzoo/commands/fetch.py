@@ -23,24 +23,24 @@ from modelzoo.session import pass_session
 def fetch(session, model, local_file, hbm, as_json):
     """Download a model's weights (or prebuilt board model) into the cache and verify them."""
     from modelzoo.core.download import fetch_artifact, import_local
-    from modelzoo.core.errors import ZooError
+    from modelzoo.core.errors import InputError
 
     spec = session.registry.get_model(model)
     name = "hbm" if hbm else "weights"
     artifact = spec.artifact(name)
     if artifact is None:
-        raise ZooError(f"{spec.name} publishes no {name} artifact; see `zoo info {spec.name}`")
+        raise InputError(f"{spec.name} publishes no {name} artifact; see `zoo info {spec.name}`")
     cache = session.cache
     if local_file is not None:
         cached, official = import_local(spec, artifact, cache, Path(local_file))
         status = "imported"
         if artifact.sha256 is not None and not official:
             notice(
-                f"notice: {local_file} is not the official {spec.name} {name} file "
+                f"note: {local_file} is not the official {spec.name} {name} file "
                 f"(sha256 {cached.sha256}, official {artifact.sha256}); cached as custom {name}, not as official"
             )
         elif artifact.sha256 is None:
-            notice(f"notice: {spec.name} publishes no checksum for {artifact.filename}; {local_file} is cached as custom")
+            notice(f"note: {spec.name} publishes no checksum for {artifact.filename}; {local_file} is cached as custom")
     else:
         override = session.config.model(spec.name) if name == "weights" else None
         url = override.weights_url if override else None
@@ -55,7 +55,7 @@ def fetch(session, model, local_file, hbm, as_json):
                 f"Observed sha256 {cached.sha256} (recorded in the cache manifest)"
             )
         elif not cached.official:
-            notice(f"notice: {cached.path.name} matched the checksum from {session.config.path}; cached as custom {name}")
+            notice(f"note: {cached.path.name} matched the checksum from {session.config.path}; cached as custom {name}")
     if as_json:
         emit_json({"status": status, **cached.to_dict()})
         return

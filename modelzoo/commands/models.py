@@ -33,11 +33,8 @@ def _cached(session, spec) -> dict:
 @pass_session
 def list_models(session, as_json):
     """List every model, what runs it here, and what is cached."""
-    from modelzoo.core.registry import get_models
-
-    session.registry
     rows = []
-    for spec in get_models():
+    for spec in sorted(session.registry.models.values(), key=lambda s: s.name):
         rows.append(
             {
                 "name": spec.name,
