@@ -22,6 +22,8 @@ __all__ = [
     "get_models",
     "get_plugins",
     "hookimpl",
+    "postprocess",
+    "preprocess",
 ]
 
 
@@ -44,3 +46,21 @@ def get_plugins() -> list:
     from modelzoo.core.registry import get_registry
 
     return list(get_registry().plugins.values())
+
+
+def preprocess(model: str, input_path, clips: int = 1):
+    """The float32 tensor `zoo run MODEL --input input_path` would feed the model."""
+    from modelzoo.core.registry import get_registry
+    from modelzoo.core.runner import prepare_input
+
+    registry = get_registry()
+    return prepare_input(registry, registry.get_model(model), input_path, clips)[0]
+
+
+def postprocess(model: str, logits, top_k: int = 5) -> list:
+    """The model's Top-k Predictions for per-clip `logits`, as `zoo run` prints them."""
+    from modelzoo.core.registry import get_registry
+
+    registry = get_registry()
+    spec = registry.get_model(model)
+    return registry.model_hook(spec, "zoo_postprocess")(logits=logits, top_k=top_k)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo import ModelSpec, TensorSpec, VideoPreprocessing, ZooError, hookimpl
+from modelzoo.plugin import ModelSpec, TensorSpec, VideoPreprocessing, ZooError, hookimpl
 
 # The hook contract this plugin was written against; zoo refuses to load it under another one.
 ZOO_HOOKSPEC_VERSION = $hookspec_version
@@ -83,7 +83,7 @@ def zoo_register_models(register):
 
 @hookimpl
 def zoo_register_backends(register):
-    # Only for plugins that add a runtime (a modelzoo.core.backend.Backend subclass); a model
+    # Only for plugins that add a runtime (a modelzoo.plugin.Backend subclass); a model
     # plugin registers none. Delete this hook unless you add one.
     return None
 
@@ -99,7 +99,7 @@ def zoo_preprocess(spec, source, clips):
     _fill_in(
         "zoo_preprocess",
         "return float32 [clips, 3, 16, 112, 112] for `source` (a video or .npy frames); for a torchvision-style "
-        "video classifier that is modelzoo.core.video_classification.preprocess_video_classification"
+        "video classifier that is modelzoo.plugin.preprocess_video_classification"
         "(source, spec.preprocessing, clips)",
     )
 
@@ -109,7 +109,7 @@ def zoo_postprocess(spec, logits, top_k):
     _fill_in(
         "zoo_postprocess",
         "turn logits [clips, classes] into the top_k Predictions; for a classifier that is "
-        "modelzoo.core.classification.top_k_predictions(logits, spec.labels, top_k)",
+        "modelzoo.plugin.top_k_predictions(logits, spec.labels, top_k)",
     )
 
 
@@ -138,7 +138,7 @@ def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
     _fill_in(
         "zoo_compile_config",
         "return the hb_compile config dict; for one float input, "
-        "modelzoo.core.compile_config.hb_compile_config(spec, march, onnx_path, calib_dir, working_dir)",
+        "modelzoo.plugin.hb_compile_config(spec, march, onnx_path, calib_dir, working_dir)",
     )
 '''
 
@@ -155,8 +155,6 @@ Run them after installing the plugin (pip install -e .): pytest tests
 import numpy as np
 
 import modelzoo
-from modelzoo.core.inputs import open_input
-from modelzoo.core.registry import get_registry
 
 
 def test_plugin_is_registered_and_labels_match_the_output():
@@ -166,22 +164,19 @@ def test_plugin_is_registered_and_labels_match_the_output():
 
 
 def test_preprocess_gives_the_input_shape(tmp_path):
-    registry = get_registry()
-    spec = registry.get_model("$name")
+    spec = modelzoo.get_model("$name")
     frames = np.random.default_rng(0).integers(0, 256, (40, 120, 160, 3), dtype=np.uint8)
     np.save(tmp_path / "frames.npy", frames)  # raw RGB frames, as zoo run accepts them
-    source = open_input(tmp_path / "frames.npy", spec.input.shape)
-    tensor = registry.model_hook(spec, "zoo_preprocess")(source=source, clips=2)
+    tensor = modelzoo.preprocess("$name", tmp_path / "frames.npy", clips=2)
     assert tensor.shape == (2, *spec.input.shape[1:])
     assert str(tensor.dtype) == spec.input.dtype
 
 
 def test_postprocess_ranks_the_largest_logit_first():
-    registry = get_registry()
-    spec = registry.get_model("$name")
+    spec = modelzoo.get_model("$name")
     logits = np.zeros((2, spec.num_classes), np.float32)
     logits[:, -1] = 5.0
-    best = registry.model_hook(spec, "zoo_postprocess")(logits=logits, top_k=1)[0]
+    best = modelzoo.postprocess("$name", logits, top_k=1)[0]
     assert best.class_id == spec.num_classes - 1
     assert best.label == spec.labels[-1]
 '''
@@ -193,7 +188,7 @@ A modelzoo model plugin providing `$name`, scaffolded by `zoo new-plugin`.
 
     pip install -e .
     zoo list                 # $name is listed at once
-    zoo run $name --input VIDEO   # tells you which hook to fill in next
+    zoo run $name --input VIDEO --model MODEL.onnx   # tells you which hook to fill in next
     pytest tests             # the to-do list, as tests
 
 Fill in `SPEC` and every hook in `$package/__init__.py` that raises NotFilledIn.
