@@ -57,15 +57,12 @@ print(json.dumps({"median_s": statistics.median(times), "rss_mb": rss_mb, "trace
 
 def write_random_checkpoint(path: str) -> float:
     """A torch.save'd state dict with the R3D-18 keys and shapes; returns its size in MB."""
-    import numpy as np
     import torch
+    from random_weights import random_state_dict
 
-    from modelzoo.core.video_resnet import expected_keys
-
-    rng = np.random.default_rng(0)
     state_dict = {}
-    for key, shape in expected_keys("r3d_18").items():
-        state_dict[key] = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))
+    for key, array in random_state_dict("r3d_18").items():
+        state_dict[key] = torch.from_numpy(array)
         if key.endswith(".running_var"):  # each BatchNorm ends with its step counter, as torchvision's do
             state_dict[key[: -len("running_var")] + "num_batches_tracked"] = torch.tensor(0)
     torch.save(state_dict, path)

@@ -17,19 +17,11 @@ import time
 
 import numpy as np
 
-from modelzoo.core.video_resnet import ARCHITECTURES, build_video_resnet, expected_keys
+from modelzoo.core.video_resnet import ARCHITECTURES, build_video_resnet
+from random_weights import random_state_dict
 
 TIME_BUDGET_S = 5.0
 MEMORY_BUDGET_MB = 1024.0
-
-
-def random_state_dict(arch: str) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    state_dict = {}
-    for key, shape in expected_keys(arch).items():
-        array = rng.standard_normal(shape, dtype=np.float32)
-        state_dict[key] = np.abs(array) + 0.5 if key.endswith(".running_var") else array
-    return state_dict
 
 
 def rss_mb() -> float:

@@ -21,28 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from random_weights import random_state_dict
 
 ZOO = [sys.executable, "-m", "modelzoo"]
-
-
-def random_state_dict() -> dict:
-    """R3D-18's key layout with random weights: the real architecture, no download."""
-    from modelzoo.core.video_resnet import expected_keys
-
-    rng = np.random.default_rng(0)
-    state = {}
-    for key, shape in expected_keys("r3d_18").items():
-        if key.endswith("running_var"):
-            state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
-        else:
-            state[key] = (rng.standard_normal(shape) * 0.05).astype(np.float32)
-    return state
 
 
 def make_model(path: Path) -> None:
     from modelzoo.core.video_resnet import build_video_resnet
 
-    path.write_bytes(build_video_resnet(random_state_dict(), "r3d_18").SerializeToString())
+    path.write_bytes(build_video_resnet(random_state_dict("r3d_18"), "r3d_18").SerializeToString())
 
 
 def make_video(path: Path, seconds: float, size: tuple, fps: float = 25) -> None:
@@ -108,7 +95,7 @@ def main() -> None:
 
         # A checkpoint given with --weights is converted on the first run only; the second is a cache hit.
         weights = tmp / "weights.npz"
-        np.savez(weights, **random_state_dict())
+        np.savez(weights, **random_state_dict("r3d_18"))
         first = subprocess.run([*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)], capture_output=True, text=True, env=env)
         started = time.perf_counter()
         second = subprocess.run([*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)], capture_output=True, text=True, env=env)

@@ -62,3 +62,10 @@ def _isolated_zoo_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg_config")))
     monkeypatch.delenv("ZOO_CONFIG", raising=False)
     monkeypatch.delenv("ZOO_PLUGINS", raising=False)
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Run from the test's own folder, so relative outputs (MODEL.onnx, ./zoo.yaml) land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

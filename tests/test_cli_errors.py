@@ -10,10 +10,7 @@ from videos import write_video
 from zoo_cli import invoke
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path, monkeypatch):
-    """Relative outputs land in the test's own folder ($ZOO_HOME is isolated by conftest)."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
 
 @pytest.fixture

@@ -8,10 +8,7 @@ import pytest
 from zoo_cli import invoke
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path, monkeypatch):
-    """Relative outputs land in the test's own folder ($ZOO_HOME is isolated by conftest)."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
 
 def test_list_json_describes_r3d_18(capsys):

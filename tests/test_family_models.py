@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelzoo.cli import main
 from modelzoo.core.registry import get_registry, reset_registry
+from videos import write_video
+from zoo_cli import zoo
 
 FAMILY = ("mc3_18", "r2plus1d_18")
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -31,31 +32,6 @@ def fresh_registry(monkeypatch, tmp_path):
     reset_registry()
 
 
-def zoo(capsys, *args) -> tuple:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def write_video(path: Path, frames: int = 48, fps: float = 25.0, size=(160, 120)) -> Path:
-    """A moving colour gradient, so different clips and frames really differ."""
-    import cv2
-
-    width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened()
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
-    for i in range(frames):
-        blue = (x + 7 * i) % 256 + 0 * y
-        green = (y + 3 * i) % 256 + 0 * x
-        red = ((x + y) / 2 + 11 * i) % 256
-        writer.write(np.stack([blue, green, red], axis=-1).astype(np.uint8))
-    writer.release()
-    return path
-
 
 def softmax_mean(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
@@ -67,7 +43,7 @@ def softmax_mean(logits: np.ndarray) -> np.ndarray:
 def test_zoo_run_on_a_video_matches_torch(arch, capsys, tmp_path, reference_model, reference_checkpoint):
     import torch
 
-    video = write_video(tmp_path / "clip.mp4")
+    video = write_video(tmp_path / "clip.mp4", 48, 25.0, codec="mp4v")
     code, _, err = zoo(capsys, "preprocess", arch, "--input", video, "-o", tmp_path / "x.npy")
     assert code == 0, err
     clip = np.load(tmp_path / "x.npy")
@@ -109,7 +85,7 @@ def test_build_onnx_hook_makes_the_plugins_own_architecture(arch, reference_chec
 
 def test_a_checkpoint_of_another_family_member_is_one_error_line(capsys, tmp_path, reference_checkpoint):
     code, out, err = zoo(
-        capsys, "run", "mc3_18", "--input", write_video(tmp_path / "v.mp4"),
+        capsys, "run", "mc3_18", "--input", write_video(tmp_path / "v.mp4", 48, 25.0, codec="mp4v"),
         "--weights", reference_checkpoint("r2plus1d_18"),
     )
     assert code == 2

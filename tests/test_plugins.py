@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from fake_dist import write_distribution
-from modelzoo.cli import main
 from modelzoo.core.hookspecs import HOOKSPEC_VERSION
 from modelzoo.core.registry import get_registry, reset_registry
+from zoo_cli import zoo
 
 LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
@@ -128,13 +128,6 @@ def clip_file(tmp_path) -> Path:
     np.save(path, clip.astype(np.float32))
     return path
 
-
-def zoo(capsys, *args) -> tuple:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def plugins_json(capsys) -> dict:

@@ -10,16 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from modelzoo.cli import main
 from onnx_models import tiny_video_classifier
 from modelzoo.core import hookspecs
+from zoo_cli import zoo
 
-
-def zoo(capsys, *args) -> tuple:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def shell(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:

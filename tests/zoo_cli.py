@@ -37,3 +37,9 @@ def invoke(capsys, *args) -> Result:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
+
+
+def zoo(capsys, *args) -> tuple:
+    """(exit code, stdout, stderr) of one in-process `zoo` call."""
+    result = invoke(capsys, *args)
+    return result.code, result.out, result.err

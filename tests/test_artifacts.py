@@ -1,0 +1,39 @@
+"""From weights to a cached ONNX: converted once per checkpoint, again when the converter changes."""
+import json
+
+import numpy as np
+
+from modelzoo.core.artifacts import Weights, resolve_onnx
+from modelzoo.core.cache import ArtifactCache, sha256_file
+from modelzoo.core.registry import get_registry
+from modelzoo.core.video_resnet import expected_keys
+
+
+def _checkpoint(path):
+    rng = np.random.default_rng(0)
+    state = {k: (rng.standard_normal(s) * 0.05).astype(np.float32) for k, s in expected_keys("mc3_18").items()}
+    for key in state:
+        if key.endswith("running_var"):
+            state[key] = np.abs(state[key]) + 1.0
+    np.savez(path, **state)
+    return Weights(path, sha256_file(path), official=False)
+
+
+def test_converted_once_then_reused_then_redone_for_a_new_zoo_version(tmp_path):
+    registry = get_registry()
+    spec = registry.get_model("mc3_18")
+    cache = ArtifactCache(tmp_path / "home")
+    weights = _checkpoint(tmp_path / "mc3.npz")
+    messages = []
+
+    first, converted = resolve_onnx(spec, registry, weights, cache, log=messages.append)
+    assert converted and first.is_file() and len(messages) == 1
+    again, converted = resolve_onnx(spec, registry, weights, cache, log=messages.append)
+    assert again == first and not converted and len(messages) == 1
+
+    manifest = first.with_name(first.name + ".manifest.json")
+    data = json.loads(manifest.read_text())
+    data["zoo_version"] = "0.0.1"  # as if an older zoo had converted it
+    manifest.write_text(json.dumps(data))
+    redone, converted = resolve_onnx(spec, registry, weights, cache, log=messages.append)
+    assert converted and redone == first and len(messages) == 2
