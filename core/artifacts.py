@@ -61,7 +61,9 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
     if model is None:
         raise PluginError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
     payload = model.SerializeToString()
-    return cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path, True
+    path = cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path
+    cache.prune_derived(spec.name, weights.sha256, keep=filename, stem=f"{spec.name}-")
+    return path, True
 
 
 def converted_onnx(spec, registry, config, cache, weights_file=None, log=None) -> tuple:

@@ -265,6 +265,13 @@ class ArtifactCache:
             shutil.rmtree(target)
         return freed
 
+    def prune_derived(self, model: str, source_sha256: str, keep: str, stem: str) -> None:
+        """Remove files derived from the same checkpoint by other converter versions (`stem`*, not `keep`)."""
+        folder = self.derived_path(model, source_sha256, keep).parent
+        for path in folder.glob(f"{stem}*"):
+            if path.name not in (keep, keep + _DERIVED_SUFFIX):
+                path.unlink(missing_ok=True)
+
     def discard(self, model: str, sha256: str) -> None:
         """Forget one downloaded or imported file (e.g. custom weights that turned out unusable)."""
         shutil.rmtree(self.model_dir(model) / _check_sha(sha256.lower()), ignore_errors=True)

@@ -239,8 +239,9 @@ def fetch_artifact(
     url: str | None = None,
     sha256: str | None = None,
     progress: bool = True,
+    on_download=None,
 ) -> CachedFile:
-    """The cached copy of `artifact`, downloading it first if needed.
+    """The cached copy of `artifact`, downloading it first if needed (`on_download()` is called then).
 
     `url`/`sha256` override the published ones (zoo.yaml). A file with no checksum to compare
     against is cached under its observed hash with `verified=False`; tell the user.
@@ -258,6 +259,8 @@ def fetch_artifact(
             # the bytes match the expected hash, however they got here: that is verification
             return hit if hit.verified else cache.mark(hit, verified=True, official=hit.official or official)
         dest = cache.file_path(spec.name, expected, _filename(source, artifact))
+        if on_download:
+            on_download()
         download(source, dest, expected, progress=progress, hint=hint)
         return cache.add_file(spec.name, artifact.name, dest, source, expected, verified=True, official=official)
 
@@ -275,6 +278,8 @@ def fetch_artifact(
         if hit is not None:
             return hit
         staged = staging / filename
+        if on_download:
+            on_download()
         observed = download(source, staged, None, progress=progress, hint=hint)
         prefix_ok = _matches_prefix(artifact, observed)
         if prefix_ok is False:

@@ -37,3 +37,17 @@ def test_converted_once_then_reused_then_redone_for_a_new_zoo_version(tmp_path):
     manifest.write_text(json.dumps(data))
     redone, converted = resolve_onnx(spec, registry, weights, cache, log=messages.append)
     assert converted and redone == first and len(messages) == 2
+
+
+def test_an_older_plugin_versions_onnx_is_replaced_not_kept(tmp_path):
+    registry = get_registry()
+    spec = registry.get_model("mc3_18")
+    cache = ArtifactCache(tmp_path / "home")
+    weights = _checkpoint(tmp_path / "mc3.npz")
+    path, _ = resolve_onnx(spec, registry, weights, cache)
+    old = path.with_name("mc3_18-0.0.1.onnx")  # what an older plugin version left behind
+    old.write_bytes(b"old model")
+    path.with_name(old.name + ".manifest.json").write_text("{}")
+    path.unlink()  # force a conversion, as a version change would
+    resolve_onnx(spec, registry, weights, cache)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".manifest.json"]

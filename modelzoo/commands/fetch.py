@@ -45,10 +45,12 @@ def fetch(session, model, local_file, hbm, as_json):
         override = session.config.model(spec.name) if name == "weights" else None
         url = override.weights_url if override else None
         sha256 = override.weights_sha256 if override else None
-        status = "cached"
-        if _cached_copy(cache, spec, artifact, url, sha256) is None:
-            status = "downloaded"
-        cached = fetch_artifact(spec, artifact, cache, url=url, sha256=sha256, progress=not as_json)
+        events = []
+        cached = fetch_artifact(
+            spec, artifact, cache, url=url, sha256=sha256, progress=not as_json,
+            on_download=lambda: events.append("downloaded"),
+        )
+        status = events[0] if events else "cached"
         if not cached.verified:
             notice(
                 f"warning: {cached.path.name} could not be verified: no checksum is published for it. "
@@ -64,10 +66,3 @@ def fetch(session, model, local_file, hbm, as_json):
     click.echo(f"{spec.name} {name}: {status}, {label}, {check}")
     click.echo(f"  {cached.path} ({cached.size / 1e6:.1f} MB, sha256 {cached.sha256})")
 
-
-def _cached_copy(cache, spec, artifact, url, sha256):
-    """The copy fetch_artifact would reuse, to say whether this run downloads anything."""
-    expected = sha256 or artifact.sha256
-    if expected:
-        return cache.find_by_sha(spec.name, expected.lower())
-    return cache.find_by_url(spec.name, artifact.name, url or artifact.url)
