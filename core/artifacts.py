@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import sha256_file
-from .errors import CheckpointError, ConversionError, InputError, PluginError
+from .errors import CheckpointError, ConversionError, DownloadError, InputError, PluginError
 from .version import zoo_version
 
 
@@ -30,9 +30,16 @@ def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> We
     if artifact is None:
         raise InputError(f"{spec.name} publishes no weights; pass --model FILE or --weights CHECKPOINT")
     override = config.model(spec.name)
-    cached = fetch_artifact(
-        spec, artifact, cache, url=override.weights_url, sha256=override.weights_sha256, progress=progress
-    )
+    try:
+        cached = fetch_artifact(
+            spec, artifact, cache, url=override.weights_url, sha256=override.weights_sha256, progress=progress
+        )
+    except DownloadError as exc:
+        custom = cache.find(spec.name, "weights")
+        if custom is None:
+            raise
+        # custom weights are never used in place of the official ones unless asked for
+        raise DownloadError(f"{exc}. Custom weights are cached but used only when named: --weights {custom.path}") from None
     return Weights(cached.path, cached.sha256, cached.official)
 
 

@@ -53,6 +53,10 @@ def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_d
     from .march_rules import check_model
 
     workdir = Path(workdir).resolve()
+    if calib_dir and not fast_perf and not Path(calib_dir).is_dir():  # before anything is written
+        from .errors import InputError
+
+        raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {spec.name}`")
     patched, result = patch_model(registry, spec, model, march)
     findings = check_model(patched, march)
     if findings:

@@ -166,7 +166,8 @@ def _check_section(data: dict, schema: dict, prefix: tuple, fail) -> None:
             continue
         expected = rule
         if not isinstance(value, expected) or isinstance(value, bool):
-            fail(key_path, f"must be {expected.__name__}, not {type(value).__name__}")
+            quote = "; put it in quotes" if expected is str and isinstance(value, (int, float)) else ""
+            fail(key_path, f"must be {expected.__name__}, not {type(value).__name__}{quote}")
 
 
 def _key_lines(node, prefix: tuple = ()) -> dict:

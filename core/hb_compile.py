@@ -46,7 +46,9 @@ class CosineRow:
     metrics: dict = field(default_factory=dict)  # e.g. "L1 Distance": 0.01
 
     def to_dict(self) -> dict:
-        return {"output": self.output, "cosine_similarity": self.cosine_similarity, **self.metrics}
+        """JSON keys in one style: "L1 Distance" becomes "l1_distance"."""
+        metrics = {"_".join(name.lower().split()): value for name, value in self.metrics.items()}
+        return {"output": self.output, "cosine_similarity": self.cosine_similarity, **metrics}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from .errors import BackendError
 
 BOARD_PACKAGE_HINT = (
     "hbm_runtime comes with the RDK S100 system image (its aarch64 wheel needs the board's "
-    "libhbucp.so and libdnn.so); run this on the board, or use --backend onnxruntime here"
+    "libhbucp.so and libdnn.so); run .hbm models on the board, and the ONNX model with --backend onnxruntime elsewhere"
 )
 _QUANTIZED_DTYPES = {"S8", "U8", "S16", "U16", "S32", "U32"}
 

@@ -36,6 +36,9 @@ def open_input(path, input_shape: tuple) -> InputSource:
 def _open_npy(path: Path, input_shape: tuple) -> InputSource:
     import numpy as np
 
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise InputError(f"{path} is not a .npy file (no NumPy header); save arrays with np.save")
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -55,7 +58,7 @@ def _open_npy(path: Path, input_shape: tuple) -> InputSource:
         return InputSource(path=path, tensor=_finite(path, array))
     wanted = "x".join(map(str, clip_shape))
     raise InputError(
-        f"{path} holds a {array.dtype} array of shape {list(array.shape)}; expected raw RGB frames "
+        f"{path} holds an array of dtype {array.dtype} and shape {list(array.shape)}; expected raw RGB frames "
         f"T×H×W×3 uint8, or a preprocessed float32 clip [{wanted}] or [K,{wanted.replace('x', ',')}] "
         "(make one with `zoo preprocess`)"
     )

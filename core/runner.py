@@ -118,7 +118,7 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         started = time.perf_counter()
         tensor = preprocess_source(registry, spec, source, clips)
         prepared_ms = (time.perf_counter() - started) * 1000
-        backend, load_ms = loading.result()
+        backend, load_ms = _loaded(loading, model_file, cache, spec)
     if source.tensor is not None and request.clips and request.clips != tensor.shape[0]:
         source.warnings.append(
             f"--clips {request.clips} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
@@ -156,3 +156,16 @@ def _timed(factory, *args, **kwargs):
     started = time.perf_counter()
     result = factory(*args, **kwargs)
     return result, (time.perf_counter() - started) * 1000
+
+
+def _loaded(loading, model_file: Path, cache, spec):
+    """The loaded backend; a cached file that fails to load is named as such, with the way out."""
+    try:
+        return loading.result()
+    except BackendError as exc:
+        if cache is not None and Path(cache.root).resolve() in Path(model_file).resolve().parents:
+            raise BackendError(
+                f"{exc}. It is a cached file: check it with `zoo cache verify`, remove it with "
+                f"`zoo cache clean {spec.name}`, and run again"
+            ) from None
+        raise

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .clips import clip_frame_indices
+from .clips import clip_frame_indices, resample_indices
 from .errors import InputError
 from .inputs import InputSource
 from .spec import VideoPreprocessing
@@ -63,6 +63,7 @@ def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing
     if source.frames is not None:
         frames = source.frames
         plan = clip_frame_indices(len(frames), None, pre.target_fps, clips, pre.clip_len)
+        _warn_if_short(source, len(frames), None, pre)
         transform = frame_transform(pre, from_bgr=False)
         kept = {i: transform(frames[i]) for i in sorted({i for clip in plan for i in clip})}
     else:
@@ -84,6 +85,7 @@ def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
         kept, decoded = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
         needed = max(i for clip in plan for i in clip)
         if decoded > needed:
+            _warn_if_short(source, total, info.fps, pre)
             return plan, kept
         if decoded and info.frame_count:
             source.warnings.append(
@@ -97,4 +99,16 @@ def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
         )
     plan = clip_frame_indices(total, info.fps, pre.target_fps, clips, pre.clip_len)
     kept, _ = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
+    _warn_if_short(source, total, info.fps, pre)
     return plan, kept
+
+
+def _warn_if_short(source: InputSource, frames: int, fps, pre: VideoPreprocessing) -> None:
+    """A clip longer than the input is padded with its last frame: say so, it changes the answer."""
+    available = len(resample_indices(frames, fps, pre.target_fps))
+    if available < pre.clip_len:
+        rate = f" at {pre.target_fps:g} fps" if fps and pre.target_fps else ""
+        source.warnings.append(
+            f"{source.path.name} has {available} frame(s){rate}, fewer than the {pre.clip_len} a clip needs; "
+            "the clip repeats its last frame"
+        )

@@ -53,7 +53,7 @@ def main(argv=None) -> None:
         sys.exit(130)
     except click.exceptions.UsageError as exc:
         hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -18,6 +18,21 @@ def table(headers: list, rows: list) -> str:
     return "\n".join(lines)
 
 
+def progress(length: int, label: str):
+    """A progress bar on stderr when a person watches it; silent in pipes and logs."""
+    import contextlib
+    import sys
+
+    if sys.stderr.isatty():
+        return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+
+    class _Silent:
+        def update(self, _steps: int) -> None:
+            pass
+
+    return contextlib.nullcontext(_Silent())
+
+
 def notice(message: str) -> None:
     """Progress and warnings go to stderr so that --json output stays parseable."""
     click.echo(message, err=True)

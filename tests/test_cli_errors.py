@@ -190,3 +190,18 @@ def test_board_options_on_onnxruntime_are_not_silently_dropped(capsys, tmp_path,
     assert result.code == 0, result.err
     assert "warning: --priority is not used by the onnxruntime backend" in result.err
     assert "warning: --bpu-cores is not used by the onnxruntime backend" in result.err
+
+
+def test_a_video_shorter_than_a_clip_warns(capsys, tmp_path, tiny_onnx):
+    short = write_video(tmp_path / "five.avi", 5, 25)
+    result = run(capsys, short, "--model", tiny_onnx, "--json")
+    assert result.code == 0, result.err
+    assert "five.avi has 3 frame(s) at 15 fps, fewer than the 16 a clip needs" in result.err
+    import json
+
+    assert json.loads(result.out)["warnings"]
+
+
+def test_a_file_that_is_not_npy_is_not_called_pickled(capsys, tmp_path, tiny_onnx):
+    (tmp_path / "junk.npy").write_text("garbage, not numpy")
+    run(capsys, tmp_path / "junk.npy", "--model", tiny_onnx).assert_user_error("not a .npy file")

@@ -19,7 +19,7 @@ def test_list_json_describes_r3d_18(capsys):
     assert r3d["task"] == "video-classification"
     assert r3d["input"] == {"name": "video", "shape": ["N", 3, 16, 112, 112], "dtype": "float32"}
     assert "onnxruntime" in r3d["backends"]
-    assert r3d["cached"] == {"weights": False, "hbm": False}
+    assert r3d["cached"] == {"weights": False, "hbm": False, "custom_weights": False, "onnx": False}
 
 
 def test_list_table(capsys):
@@ -67,3 +67,18 @@ def test_listing_imports_no_runtime_or_model_code(args):
 def test_python_m_modelzoo_works():
     out = subprocess.run([sys.executable, "-m", "modelzoo", "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("zoo, version")
+
+
+def test_list_says_what_is_cached_after_a_run(capsys, tmp_path):
+    import numpy as np
+
+    from modelzoo.core.video_resnet import expected_keys
+
+    rng = np.random.default_rng(0)
+    state = {k: np.abs(rng.standard_normal(s)).astype(np.float32) for k, s in expected_keys("mc3_18").items()}
+    np.savez(tmp_path / "mc3.npz", **state)
+    assert invoke(capsys, "export", "mc3_18", "--weights", tmp_path / "mc3.npz", "-o", tmp_path / "m.onnx").code == 0
+    rows = {row["name"]: row for row in json.loads(invoke(capsys, "list", "--json").out)}
+    assert rows["mc3_18"]["cached"] == {"weights": False, "custom_weights": True, "onnx": True}
+    table = invoke(capsys, "list").out
+    assert "custom weights,onnx" in next(line for line in table.splitlines() if line.startswith("mc3_18"))

@@ -102,7 +102,7 @@ def test_compile_runs_the_fake_hb_compile(capsys, tmp_path, tiny_onnx, calib_npy
     assert data["result"]["hbm"] == str(hbm) and hbm.is_file()
     assert data["result"]["cosine"] == [{
         "output": "logits", "cosine_similarity": 0.998765,
-        "L1 Distance": 0.012345, "L2 Distance": 0.000321, "Chebyshev Distance": 0.456789,
+        "l1_distance": 0.012345, "l2_distance": 0.000321, "chebyshev_distance": 0.456789,
     }]
     assert data["calibration"] == {"dir": str(workdir / "calibration"), "samples": 3}
     assert "calibration with 3 samples" in result.err  # the tool's log is streamed to stderr

@@ -1,12 +1,11 @@
 """zoo patch / check / calib / compile / perf: taking a model to the RDK S100 board, one verb per stage."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from modelzoo.output import emit_json, notice, table
+from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.options import board_scheduling, scheduling_options
 from modelzoo.session import pass_session
 
@@ -76,8 +75,9 @@ def patch(session, model, model_path, weights, march, output, as_json):
             click.echo(f"  {change}")
         eq = result.equivalence
         click.echo(
-            f"equivalent on random input {eq.input_shapes}: max |difference| {eq.max_abs_diff:.3g} "
-            f"= {eq.relative_diff:.3g} of max |output| {eq.max_abs_output:.3g} (tolerance {eq.tolerance:g})"
+            f"equivalent on random input {eq.input_shapes}: relative difference {eq.relative_diff:.3g} "
+            f"(max |difference| {eq.max_abs_diff:.3g} over max |output| {eq.max_abs_output:.3g}; "
+            f"tolerance {eq.tolerance:g} relative)"
         )
     if remaining:
         notice(f"warning: {len(remaining)} node(s) still violate {march} constraints that have no automatic fix:")
@@ -129,7 +129,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     if not all_inputs:
         raise InputError("no calibration input; pass --input VIDEO_OR_DIR (videos like the deployment data)")
     sources = find_sources(all_inputs)
-    with click.progressbar(length=len(sources), label="calibration", file=sys.stderr, show_pos=True) as bar:
+    with progress(len(sources), "calibration") as bar:
 
         def advanced(_source, _error):
             bar.update(1)
@@ -249,7 +249,7 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
     notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
     rows = run_perf(
         runner, spec.input.shape, thread_counts, frames,
-        progress=lambda threads: click.progressbar(length=frames, label=f"{threads} thread(s)", file=sys.stderr, show_pos=True),
+        progress=lambda threads: progress(frames, f"{threads} thread(s)"),
         on_row=lambda r: notice(f"  {r.threads} thread(s): {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS"),
     )
     published = published_rows(spec)

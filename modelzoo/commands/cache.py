@@ -72,6 +72,7 @@ def clean(session, model, yes, as_json):
         try:
             confirmed = click.confirm(f"delete {what} ({_megabytes(size)}) from {store.root}?", err=True)
         except click.Abort:  # no one to answer (stdin closed)
+            notice("")  # end the unanswered prompt's line
             raise CacheError(f"nothing deleted: cannot ask for confirmation here; pass --yes to delete {what}") from None
         if not confirmed:
             notice("nothing deleted")

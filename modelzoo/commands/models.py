@@ -25,7 +25,12 @@ def _official_copy(session, spec, artifact_name: str):
 
 
 def _cached(session, spec) -> dict:
-    return {artifact.name: _official_copy(session, spec, artifact.name) is not None for artifact in spec.artifacts}
+    """Official artifacts by name, plus whether custom weights or a converted ONNX are cached."""
+    cached = {artifact.name: _official_copy(session, spec, artifact.name) is not None for artifact in spec.artifacts}
+    entries = [e for e in session.cache.entries() if e.model == spec.name]
+    cached["custom_weights"] = any(e.artifact == "weights" and not e.official for e in entries)
+    cached["onnx"] = any(e.source_sha256 for e in entries)
+    return cached
 
 
 @click.command("list")
@@ -60,7 +65,7 @@ def list_models(session, as_json):
                     r["task"],
                     f"{r['input']['dtype']}[{','.join(map(str, r['input']['shape']))}]",
                     ",".join(r["backends"]) or "-",
-                    ",".join(k for k, v in r["cached"].items() if v) or "-",
+                    ",".join(k.replace("_", " ") for k, v in r["cached"].items() if v) or "-",
                 ]
                 for r in rows
             ],
