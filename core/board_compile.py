@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hb_compile
-from .errors import PluginError, ToolchainError
+from .equivalence import Equivalence
+from .errors import ConversionError, PluginError, ToolchainError
 
 CONFIG_SECTIONS = ("model_parameters", "input_parameters", "calibration_parameters", "compiler_parameters")
 
@@ -45,11 +46,48 @@ class CompilePlan:
         }
 
 
+@dataclass(frozen=True)
+class PatchResult:
+    changes: list
+    equivalence: Equivalence | None
+
+    def to_dict(self) -> dict:
+        return {
+            "changes": [str(c) for c in self.changes],
+            "equivalence": self.equivalence.to_dict() if self.equivalence else None,
+        }
+
+
+def patch_model(registry, spec, model, march: str, *, verify: bool = True, threads: int | None = None):
+    """Apply every plugin's zoo_patch_graph in order, then validate: onnx.checker and, if anything changed,
+    numerical equivalence with the unpatched graph. Returns (patched_model, PatchResult); `model` is untouched.
+    """
+    import onnx
+
+    from .equivalence import verify_equivalent
+    from .march_rules import rules_for
+
+    rules_for(march)  # an unknown march fails here, before any plugin runs
+    patched = onnx.ModelProto()
+    patched.CopyFrom(model)
+    changes = list(registry.patch_graph(spec, patched, march))
+    if patched.SerializeToString() == model.SerializeToString():
+        return patched, PatchResult(changes, None)
+    if not changes:  # validated all the same: a silent rewrite is still a rewrite
+        changes = ["the graph was changed by a zoo_patch_graph hook that reported no change"]
+    try:
+        onnx.checker.check_model(patched)
+    except onnx.checker.ValidationError as exc:
+        raise ConversionError(f"the patched graph is not valid ONNX ({exc}); a zoo_patch_graph hook broke it") from exc
+    shape = tuple(1 if isinstance(d, str) else d for d in spec.input.shape)  # the board's batch-1 clip
+    equivalence = verify_equivalent(model, patched, threads=threads, input_shape=shape) if verify else None
+    return patched, PatchResult(changes, equivalence)
+
+
 def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_dir=None, count: int = 100,
                     fast_perf: bool = False, log=None) -> CompilePlan:
     """Patch and lint `model` (an onnx.ModelProto) for `march` and lay out WORKDIR for hb_compile."""
     from .artifacts import save_onnx
-    from .graph_patch import patch_model
     from .march_rules import check_model
 
     workdir = Path(workdir).resolve()

@@ -1,13 +1,14 @@
 """Known board-toolchain constraints, as a table per march, and the lint that checks a model against them.
 
 The table is data so that plugins and users can extend it (`register_rules`) without touching
-the checker. A rule may name an automatic rewrite from graph_patch.REWRITES that fixes it.
+the checker. A rule may name an automatic rewrite (a key of graph_patch.REWRITES) that fixes it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .errors import ToolchainError
+from .onnx_shapes import tensor_ranks
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,6 @@ def rules_for(march: str) -> list:
 
 def check_model(model, march: str) -> list:
     """Every node of the ONNX `model` that a `march` rule rejects, in graph order."""
-    from .graph_patch import tensor_ranks
 
     rules = rules_for(march)
     watched = {op for rule in rules for op in rule.op_types}

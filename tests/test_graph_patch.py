@@ -9,7 +9,9 @@ import onnxruntime as ort
 import pytest
 
 from modelzoo.core.errors import ConversionError
-from modelzoo.core.graph_patch import patch_for_march, replace_global_pooling, tensor_ranks, verify_equivalent
+from modelzoo.core.equivalence import verify_equivalent
+from modelzoo.core.graph_patch import patch_for_march, replace_global_pooling
+from modelzoo.core.onnx_shapes import tensor_ranks
 from modelzoo.core.march_rules import check_model
 from onnx_models import pooling_graph, zoo_onnx
 from zoo_cli import invoke
@@ -183,7 +185,7 @@ def registry():
 
 
 def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
-    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.board_compile import patch_model
     from onnx_models import tiny_video_classifier
 
     calls = []
@@ -198,7 +200,7 @@ def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
 
 def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
     """A hook that changes the graph but reports nothing gets checked all the same."""
-    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.board_compile import patch_model
     from onnx_models import tiny_video_classifier
 
     def sneaky(spec, model, march):
@@ -215,7 +217,7 @@ def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
 
 def test_equivalence_is_proven_at_the_models_real_input_shape(registry, reference_model, tmp_path):
     """A torch export with a dynamic T must be checked with 16 frames, not 1."""
-    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.board_compile import patch_model
 
     torch = pytest.importorskip("torch")
     path = tmp_path / "dyn.onnx"

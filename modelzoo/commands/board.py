@@ -54,7 +54,7 @@ def _model_options(function):
 def patch(session, model, model_path, weights, march, output, as_json):
     """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
     from modelzoo.core.artifacts import load_onnx, save_onnx
-    from modelzoo.core.graph_patch import patch_model
+    from modelzoo.core.board_compile import patch_model
     from modelzoo.core.march_rules import check_model
 
     spec = session.registry.get_model(model)

@@ -1,0 +1,40 @@
+"""What an ONNX graph says about its tensors: opset and ranks, inferred where not declared."""
+from __future__ import annotations
+
+from .errors import ConversionError
+
+
+def opset_version(model, domain: str = "") -> int:
+    """The model's opset for `domain` ("" and "ai.onnx" are the same default domain)."""
+    for entry in model.opset_import:
+        if entry.domain in (domain, "ai.onnx" if domain == "" else domain):
+            return int(entry.version)
+    raise ConversionError(f"the model imports no opset for domain {domain or 'ai.onnx'!r}; it is not a valid ONNX model")
+
+
+def tensor_ranks(model) -> dict:
+    """Rank of every tensor whose rank is known; runs ONNX shape inference when value_info is missing.
+
+    torch.onnx.export (TorchScript) writes no value_info for intermediate tensors, so the rank of
+    a pooling node's input is only known after inference.
+    """
+    ranks = _declared_ranks(model.graph)
+    wanted = {name for node in model.graph.node for name in node.input if name}
+    if wanted - ranks.keys():
+        import onnx
+
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        except Exception as exc:  # without ranks no pooling node can be judged: say so rather than guess
+            raise ConversionError(f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker") from exc
+        ranks.update(_declared_ranks(inferred.graph))
+    return ranks
+
+
+def _declared_ranks(graph) -> dict:
+    ranks = {init.name: len(init.dims) for init in graph.initializer}
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        tensor_type = info.type.tensor_type
+        if tensor_type.HasField("shape"):
+            ranks[info.name] = len(tensor_type.shape.dim)
+    return ranks
