@@ -18,7 +18,7 @@ class Weights:
 
 def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> Weights:
     """The checkpoint to convert: --weights FILE, else the cached or freshly downloaded official one."""
-    from .download import fetch_artifact, import_local
+    from .artifact_fetch import fetch_artifact, import_local
 
     artifact = spec.artifact("weights")
     if weights_file is not None:

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from modelzoo.core.cache import ArtifactCache
-from modelzoo.core.download import download, fetch_artifact, import_local
+from modelzoo.core.artifact_fetch import fetch_artifact, import_local
+from modelzoo.core.download import download
 from modelzoo.core.errors import CheckpointError, DownloadError
 from modelzoo.core.spec import Artifact, ModelSpec, TensorSpec, VideoPreprocessing
 

@@ -1,0 +1,122 @@
+"""Getting a model's artifacts into the cache, and deciding what they are: official (the published
+hash, or its published prefix), verified (checked against any known hash), or custom."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import ArtifactCache, CachedFile, sha256_file
+from .download import download
+from .errors import DownloadError, InputError
+
+
+def fetch_artifact(
+    spec,
+    artifact,
+    cache: ArtifactCache,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    on_download=None,
+) -> CachedFile:
+    """The cached copy of `artifact`, downloading it first if needed (`on_download()` is called then).
+
+    `url`/`sha256` override the published ones (zoo.yaml). A file with no checksum to compare
+    against is cached under its observed hash with `verified=False`; tell the user.
+    """
+    source = url or artifact.url
+    published = artifact.sha256.lower() if artifact.sha256 else None
+    expected = (sha256 or published or "").lower() or None
+    # With a hash, identical bytes are the official file wherever they came from; without one,
+    # only the published URL is.
+    official = expected == published if expected else source == artifact.url
+    hint = f"download it by other means and run `{_manual_command(spec, artifact)}`"
+    if expected is not None:
+        hit = cache.find_by_sha(spec.name, expected)
+        if hit is not None:
+            # the bytes match the expected hash, however they got here: that is verification
+            return hit if hit.verified else cache.mark(hit, verified=True, official=hit.official or official)
+        dest = cache.file_path(spec.name, expected, _filename(source, artifact))
+        if on_download:
+            on_download()
+        download(source, dest, expected, progress=progress, hint=hint)
+        return cache.add_file(spec.name, artifact.name, dest, source, expected, verified=True, official=official)
+
+    from filelock import FileLock
+
+    hit = cache.find_by_url(spec.name, artifact.name, source)
+    if hit is not None:
+        return hit
+    staging = cache.staging_dir(spec.name)
+    staging.mkdir(parents=True, exist_ok=True)
+    filename = _filename(source, artifact)
+    # Held from download to add_file, so a second process never moves a file the first is moving.
+    with FileLock(str(staging / f"{filename}.fetch.lock")):
+        hit = cache.find_by_url(spec.name, artifact.name, source)
+        if hit is not None:
+            return hit
+        staged = staging / filename
+        if on_download:
+            on_download()
+        observed = download(source, staged, None, progress=progress, hint=hint)
+        prefix_ok = _matches_prefix(artifact, observed)
+        if prefix_ok is False:
+            staged.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{source} has sha256 {observed}, which does not start with the published prefix "
+                f"{artifact.sha256_prefix}; the file is not the official one. {hint[0].upper()}{hint[1:]}"
+            )
+        return cache.add_file(
+            spec.name, artifact.name, staged, source, observed,
+            verified=bool(prefix_ok), official=official or bool(prefix_ok), move=True,
+        )
+
+
+def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
+    """Copy a user-supplied file into the cache; returns (CachedFile, official).
+
+    Only a file whose sha256 equals the published one is official. Any other checkpoint is
+    accepted as custom weights after checking that zoo can read it.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file; pass the path of a downloaded {artifact.name} file")
+    actual = sha256_file(path)
+    official = (artifact.sha256 is not None and actual == artifact.sha256.lower()) or bool(_matches_prefix(artifact, actual))
+    hit = cache.find_by_sha(spec.name, actual)
+    if hit is not None and hit.artifact == artifact.name and hit.official == official:
+        return hit, official  # imported before: already checked and copied
+    if not official and artifact.format == "pytorch":
+        from .checkpoint import load_state_dict
+
+        load_state_dict(path)  # refuse an unreadable or unsafe file before it lands in the cache
+    cached = cache.add_file(
+        spec.name,
+        artifact.name,
+        path,
+        path.resolve().as_uri(),
+        actual,
+        verified=official,
+        official=official,
+        filename=artifact.filename if official else path.name,
+    )
+    return cached, official
+
+
+def _matches_prefix(artifact, observed: str):
+    """True/False against a published hash prefix (as torch.hub checks), None when there is none."""
+    prefix = artifact.sha256_prefix
+    if artifact.sha256 or not prefix:
+        return None
+    return observed.lower().startswith(prefix.lower())
+
+
+def _manual_command(spec, artifact) -> str:
+    if artifact.name == "weights":
+        return f"zoo fetch {spec.name} --weights FILE"
+    return f"zoo fetch {spec.name} --{artifact.name} --weights FILE"
+
+
+def _filename(url: str, artifact) -> str:
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name if name and name not in (".", "..") else artifact.filename
