@@ -74,8 +74,7 @@ def write_calibration(registry, spec, inputs, out_dir, *, count: int = 100, clip
     from .runner import prepare_input
     from .tensor_file import save_npy
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # created by the first sample written, so a failed run leaves nothing
     report = CalibrationReport(out_dir=out_dir, count=count)
     sources = find_sources(inputs)
     before = set(out_dir.glob("*.npy"))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["http_server"]  # the local HTTP server fixture, shared by the download tests
+
 
 # --- Reference video ResNets (torch) -----------------------------------------------------------
 

@@ -82,6 +82,7 @@ def test_count_progress_and_summary(capsys, tmp_path, videos):
 def test_all_inputs_bad_is_an_error(capsys, tmp_path, videos):
     result = invoke(capsys, "calib", "r3d_18", "-i", videos / "empty.mp4", "-i", videos / "notes.mp4", "-o", tmp_path / "c")
     result.assert_user_error("no calibration sample", "empty.mp4")
+    assert not (tmp_path / "c").exists()  # a failed run leaves no empty folder behind
 
 
 def test_missing_input_is_an_error(capsys, tmp_path):
