@@ -40,6 +40,11 @@ class Backend:
         return None
 
     @classmethod
+    def has_model_for(cls, spec, cache) -> bool:
+        """Whether it can run `spec` without --model: from converted weights or a cached file of its own."""
+        return cls.converts_weights or cls.default_model(spec, cache) is not None
+
+    @classmethod
     def unavailable_message(cls) -> str:
         return f"backend {cls.name!r} is not available here: {cls.install_hint}"
 
@@ -75,7 +80,7 @@ def choose_backend(spec, requested: str, model_path, backends: dict, cache):
             if model_path is not None:
                 unavailable.append(backend)
             continue
-        if model_path is None and backend.default_model(spec, cache) is None and not backend.converts_weights:
+        if model_path is None and not backend.has_model_for(spec, cache):
             continue
         return backend
     what = Path(model_path).name if model_path is not None else spec.name

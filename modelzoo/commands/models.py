@@ -13,7 +13,7 @@ def _backends_here(session, spec) -> list:
     for name, backend in sorted(session.registry.backends.items()):
         if not backend.is_available():
             continue
-        if backend.converts_weights or backend.default_model(spec, session.cache) is not None:
+        if backend.has_model_for(spec, session.cache):
             names.append(name)
     return names
 
