@@ -25,7 +25,7 @@ _CHILD = r"""
 import json, resource, statistics, sys, time, tracemalloc
 loader, path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if loader == "zoo":
-    from modelzoo.core.checkpoint import load_state_dict as load
+    from modelzoo.core.artifacts.checkpoint import load_state_dict as load
 else:
     import torch
     load = lambda p: torch.load(p, weights_only=True)

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 
     load_s = 0.0
     if args.checkpoint:
-        from modelzoo.core.checkpoint import load_state_dict
+        from modelzoo.core.artifacts.checkpoint import load_state_dict
 
         start = time.perf_counter()
         state_dict = load_state_dict(args.checkpoint)

@@ -1,16 +1,16 @@
 """The core's own plugin: built-in backends and the default backend choice, via the same hooks."""
 from __future__ import annotations
 
-from .backend import choose_backend
-from .hookspecs import HOOKSPEC_VERSION, hookimpl
+from modelzoo.core.backends.backend import choose_backend
+from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 
 ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
 
 
 @hookimpl
 def zoo_register_backends(register):
-    from .hbm_backend import HbmBackend
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from modelzoo.core.backends.hbm_backend import HbmBackend
+    from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     register(OnnxRuntimeBackend)
     register(HbmBackend)

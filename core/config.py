@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from modelzoo.core.errors import ConfigError
 
 CONFIG_ENV = "ZOO_CONFIG"
 HOME_ENV = "ZOO_HOME"

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .artifacts import converted_onnx, existing_model_file
-from .backend import ignored_options
-from .errors import BackendError, PluginError
-from .inputs import open_input
+from modelzoo.core.artifacts.artifacts import converted_onnx, existing_model_file
+from modelzoo.core.backends.backend import ignored_options
+from modelzoo.core.errors import BackendError, PluginError
+from modelzoo.core.inputs.inputs import open_input
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import ConversionError
+from modelzoo.core.errors import ConversionError
 
 BN_EPS = 1e-5
 DEFAULT_NUM_CLASSES = 400
@@ -247,7 +247,7 @@ def build_video_resnet(
     `num_classes=None` takes the class count from `fc.weight`. Raises ConversionError if the
     state dict does not match the architecture.
     """
-    from .onnx_builder import GraphBuilder, fold_batchnorm
+    from modelzoo.core.graph.onnx_builder import GraphBuilder, fold_batchnorm
 
     stem, blocks = _plan(arch)  # raises for an unknown arch before the state dict is touched
     sd, num_classes = _validated(state_dict, arch, num_classes)

@@ -6,8 +6,8 @@ cheap; each hook imports what it needs. The spec's name is the architecture's na
 """
 from __future__ import annotations
 
-from .hookspecs import hookimpl
-from .spec import Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.contract.hookspecs import hookimpl
+from modelzoo.core.contract.spec import Metric, ModelSpec, TensorSpec, VideoPreprocessing
 
 FAMILY = "video_resnet"
 SOURCE = "https://github.com/pytorch/vision/blob/main/torchvision/models/video/resnet.py"
@@ -43,7 +43,7 @@ def kinetics400_spec(name: str, description: str, labels_file: str, artifacts: t
 @hookimpl
 def zoo_preprocess(spec, source, clips):
     """torchvision's VideoClassification preset: 15 fps, 16-frame clips, 128x171, crop 112."""
-    from .video_classification import preprocess_video_classification
+    from modelzoo.core.tasks.video_classification import preprocess_video_classification
 
     return preprocess_video_classification(source, spec.preprocessing, clips)
 
@@ -51,14 +51,14 @@ def zoo_preprocess(spec, source, clips):
 @hookimpl
 def zoo_postprocess(spec, logits, top_k):
     """Softmax per clip, mean over clips, Top-k Kinetics-400 labels."""
-    from .classification import top_k_predictions
+    from modelzoo.core.tasks.classification import top_k_predictions
 
     return top_k_predictions(logits, spec.labels, top_k)
 
 
 @hookimpl
 def zoo_build_onnx(spec, state_dict):
-    from .video_resnet import build_video_resnet
+    from modelzoo.core.video_resnet import build_video_resnet
 
     return build_video_resnet(state_dict, spec.name, num_classes=spec.num_classes)
 
@@ -68,7 +68,7 @@ def zoo_patch_graph(spec, model, march):
     """The board fixes (5-D GlobalAveragePool -> ReduceMean); other families patch their own graphs."""
     if spec.family != FAMILY:
         return None
-    from .graph_patch import patch_for_march
+    from modelzoo.core.graph.graph_patch import patch_for_march
 
     return [str(change) for change in patch_for_march(model, march)]
 
@@ -76,6 +76,6 @@ def zoo_patch_graph(spec, model, march):
 @hookimpl
 def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
     """A float featuremap input, normalization on the host, float32 calibration data, O2."""
-    from .compile_config import hb_compile_config
+    from modelzoo.core.board.compile_config import hb_compile_config
 
     return hb_compile_config(spec, march, onnx_path, calib_dir, working_dir)

@@ -5,8 +5,8 @@ This module is the public API for users and plugin authors. It stays cheap to im
 from __future__ import annotations
 
 from modelzoo.core.errors import UnknownModelError, ZooError
-from modelzoo.core.hookspecs import HOOKSPEC_VERSION, hookimpl
-from modelzoo.core.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
+from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
 
 __all__ = [
     "Artifact",
@@ -29,28 +29,28 @@ __all__ = [
 
 def get_models() -> list:
     """Every registered ModelSpec, sorted by name."""
-    from modelzoo.core.registry import get_models as _get_models
+    from modelzoo.core.contract.registry import get_models as _get_models
 
     return _get_models()
 
 
 def get_model(name: str):
     """The ModelSpec called `name`; raises UnknownModelError."""
-    from modelzoo.core.registry import get_model as _get_model
+    from modelzoo.core.contract.registry import get_model as _get_model
 
     return _get_model(name)
 
 
 def get_plugins() -> list:
     """PluginInfo for every plugin seen, loaded or not."""
-    from modelzoo.core.registry import get_registry
+    from modelzoo.core.contract.registry import get_registry
 
     return list(get_registry().plugins.values())
 
 
 def preprocess(model: str, input_path, clips: int = 1):
     """The float32 tensor `zoo run MODEL --input input_path` would feed the model."""
-    from modelzoo.core.registry import get_registry
+    from modelzoo.core.contract.registry import get_registry
     from modelzoo.core.runner import prepare_input
 
     registry = get_registry()
@@ -59,7 +59,7 @@ def preprocess(model: str, input_path, clips: int = 1):
 
 def postprocess(model: str, logits, top_k: int = 5) -> list:
     """The model's Top-k Predictions for per-clip `logits`, as `zoo run` prints them."""
-    from modelzoo.core.registry import get_registry
+    from modelzoo.core.contract.registry import get_registry
 
     registry = get_registry()
     spec = registry.get_model(model)

@@ -5,9 +5,9 @@ import (`zoo list` imports every plugin): what needs numpy, OpenCV or onnx loads
 """
 from __future__ import annotations
 
-from modelzoo.core.backend import Backend
-from modelzoo.core.classification import Prediction, softmax, top_k_predictions
-from modelzoo.core.compile_config import hb_compile_config
+from modelzoo.core.backends.backend import Backend
+from modelzoo.core.tasks.classification import Prediction, softmax, top_k_predictions
+from modelzoo.core.board.compile_config import hb_compile_config
 from modelzoo.core.errors import (
     BackendError,
     CheckpointError,
@@ -16,11 +16,11 @@ from modelzoo.core.errors import (
     PluginError,
     ZooError,
 )
-from modelzoo.core.graph_patch import patch_for_march
-from modelzoo.core.hookspecs import HOOKSPEC_VERSION, hookimpl
-from modelzoo.core.inputs import InputSource
-from modelzoo.core.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
-from modelzoo.core.video_classification import preprocess_video_classification
+from modelzoo.core.graph.graph_patch import patch_for_march
+from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
+from modelzoo.core.inputs.inputs import InputSource
+from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.tasks.video_classification import preprocess_video_classification
 from modelzoo.core.video_resnet import build_video_resnet
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
 def __getattr__(name: str):
     # The ONNX graph builder imports numpy and onnx at load time: only on first use.
     if name in ("GraphBuilder", "fold_batchnorm"):
-        from modelzoo.core import onnx_builder
+        from modelzoo.core.graph import onnx_builder
 
         return getattr(onnx_builder, name)
     raise AttributeError(f"module 'modelzoo.plugin' has no attribute {name!r}")

@@ -20,7 +20,7 @@ class Session:
 
     @cached_property
     def registry(self):
-        from modelzoo.core.registry import get_registry
+        from modelzoo.core.contract.registry import get_registry
 
         registry = get_registry()
         for info in registry.plugins.values():
@@ -30,7 +30,7 @@ class Session:
 
     @cached_property
     def cache(self):
-        from modelzoo.core.cache import ArtifactCache
+        from modelzoo.core.artifacts.cache import ArtifactCache
 
         return ArtifactCache(self.config.cache_root())
 

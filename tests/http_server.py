@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from modelzoo.core.spec import Artifact, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.contract.spec import Artifact, ModelSpec, TensorSpec, VideoPreprocessing
 
 PAYLOAD = os.urandom(1 << 20) + b"end"
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from http_server import PAYLOAD, PAYLOAD_SHA, refused_url, toy_spec
-from modelzoo.core.artifact_fetch import fetch_artifact, import_local
-from modelzoo.core.cache import ArtifactCache
+from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
+from modelzoo.core.artifacts.cache import ArtifactCache
 from modelzoo.core.errors import CheckpointError, DownloadError
 
 

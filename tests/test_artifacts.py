@@ -3,9 +3,9 @@ import json
 
 import numpy as np
 
-from modelzoo.core.artifacts import Weights, resolve_onnx
-from modelzoo.core.cache import ArtifactCache, sha256_file
-from modelzoo.core.registry import get_registry
+from modelzoo.core.artifacts.artifacts import Weights, resolve_onnx
+from modelzoo.core.artifacts.cache import ArtifactCache, sha256_file
+from modelzoo.core.contract.registry import get_registry
 from modelzoo.core.video_resnet import expected_keys
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelzoo.commands.cache import cache as cache_command
-from modelzoo.core.cache import ArtifactCache
+from modelzoo.core.artifacts.cache import ArtifactCache
 from modelzoo.core.config import Config
 from modelzoo.core.errors import CacheError
 from modelzoo.session import Session

@@ -10,7 +10,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from modelzoo.core.checkpoint import load_state_dict
+from modelzoo.core.artifacts.checkpoint import load_state_dict
 from modelzoo.core.errors import CheckpointError
 
 

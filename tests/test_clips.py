@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from modelzoo.core.clips import clip_frame_indices, clip_starts, resample_indices
+from modelzoo.core.inputs.clips import clip_frame_indices, clip_starts, resample_indices
 
 
 def torchvision_resample(num_frames, fps, new_fps=15):

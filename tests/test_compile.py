@@ -10,7 +10,7 @@ import onnx
 import pytest
 import yaml
 
-from modelzoo.core.hb_compile import parse_cosine_table
+from modelzoo.core.board.hb_compile import parse_cosine_table
 from onnx_models import FAKES, tiny_video_classifier, zoo_onnx
 from videos import write_video
 from zoo_cli import invoke
@@ -204,7 +204,7 @@ def test_a_plugin_config_without_the_sections_is_the_plugins_error(capsys, tmp_p
     from modelzoo.core import video_resnet_plugin
 
     monkeypatch.setattr(video_resnet_plugin, "hb_compile_config", None, raising=False)
-    import modelzoo.core.compile_config as compile_config
+    import modelzoo.core.board.compile_config as compile_config
 
     monkeypatch.setattr(compile_config, "hb_compile_config", lambda *a, **k: {"model_parameters": {}})
     result = invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", tmp_path / "work")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelzoo.core import hookspecs
+from modelzoo.core.contract import hookspecs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 TITLED_BLOCK = re.compile(r'^```(\w+) title="([^"]+)"\n(.*?)^```', re.MULTILINE | re.DOTALL)
@@ -149,7 +149,7 @@ def test_zoo_compile_writes_the_config_the_doc_describes(tutorial):
 def test_the_tutorial_plugin_passes_check_pending(tutorial):
     check = subprocess.run(
         [sys.executable, "-c",
-         "from modelzoo.core.registry import get_registry\n"
+         "from modelzoo.core.contract.registry import get_registry\n"
          "r = get_registry(); r.pm.check_pending(); print(sorted(r.models))"],
         cwd=tutorial["work"], env=tutorial["env"], capture_output=True, text=True, timeout=60,
     )

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from http_server import PAYLOAD, PAYLOAD_SHA, refused_url, toy_spec
-from modelzoo.core.artifact_fetch import fetch_artifact
-from modelzoo.core.cache import ArtifactCache
-from modelzoo.core.download import download
+from modelzoo.core.artifacts.artifact_fetch import fetch_artifact
+from modelzoo.core.artifacts.cache import ArtifactCache
+from modelzoo.core.artifacts.download import download
 from modelzoo.core.errors import DownloadError
 
 
@@ -185,7 +185,7 @@ def test_concurrent_processes_download_once(server, tmp_path):
 def test_progress_on_a_terminal_redraws_one_line():
     import io
 
-    from modelzoo.core.download import _Progress
+    from modelzoo.core.artifacts.download import _Progress
 
     class Terminal(io.StringIO):
         def isatty(self):

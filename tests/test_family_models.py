@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelzoo.core.registry import get_registry, reset_registry
+from modelzoo.core.contract.registry import get_registry, reset_registry
 from videos import write_video
 from zoo_cli import zoo
 
@@ -72,7 +72,7 @@ def test_zoo_run_on_a_video_matches_torch(arch, capsys, tmp_path, reference_mode
 
 @pytest.mark.parametrize("arch", FAMILY)
 def test_build_onnx_hook_makes_the_plugins_own_architecture(arch, reference_checkpoint):
-    from modelzoo.core.checkpoint import load_state_dict
+    from modelzoo.core.artifacts.checkpoint import load_state_dict
 
     registry = get_registry()
     spec = registry.get_model(arch)

@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 
 from modelzoo.core.errors import ConversionError
-from modelzoo.core.equivalence import verify_equivalent
-from modelzoo.core.graph_patch import patch_for_march, replace_global_pooling
-from modelzoo.core.onnx_shapes import tensor_ranks
-from modelzoo.core.march_rules import check_model
+from modelzoo.core.graph.equivalence import verify_equivalent
+from modelzoo.core.graph.graph_patch import patch_for_march, replace_global_pooling
+from modelzoo.core.graph.onnx_shapes import tensor_ranks
+from modelzoo.core.board.march_rules import check_model
 from onnx_models import pooling_graph, zoo_onnx
 from zoo_cli import invoke
 
@@ -169,7 +169,7 @@ def _patch_plugin(name, function, **marks):
     """A plugin module object with one zoo_patch_graph, registered like an entry point would be."""
     import types
 
-    from modelzoo.core.hookspecs import HOOKSPEC_VERSION, hookimpl
+    from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 
     module = types.ModuleType(name)
     module.ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
@@ -179,13 +179,13 @@ def _patch_plugin(name, function, **marks):
 
 @pytest.fixture
 def registry():
-    from modelzoo.core.registry import Registry
+    from modelzoo.core.contract.registry import Registry
 
     return Registry().load()
 
 
 def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
-    from modelzoo.core.board_compile import patch_model
+    from modelzoo.core.board.board_compile import patch_model
     from onnx_models import tiny_video_classifier
 
     calls = []
@@ -200,7 +200,7 @@ def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
 
 def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
     """A hook that changes the graph but reports nothing gets checked all the same."""
-    from modelzoo.core.board_compile import patch_model
+    from modelzoo.core.board.board_compile import patch_model
     from onnx_models import tiny_video_classifier
 
     def sneaky(spec, model, march):
@@ -217,7 +217,7 @@ def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
 
 def test_equivalence_is_proven_at_the_models_real_input_shape(registry, reference_model, tmp_path):
     """A torch export with a dynamic T must be checked with 16 frames, not 1."""
-    from modelzoo.core.board_compile import patch_model
+    from modelzoo.core.board.board_compile import patch_model
 
     torch = pytest.importorskip("torch")
     path = tmp_path / "dyn.onnx"

@@ -8,10 +8,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from modelzoo.core.backend import choose_backend
+from modelzoo.core.backends.backend import choose_backend
 from modelzoo.core.errors import BackendError
-from modelzoo.core.hbm_backend import HbmBackend
-from modelzoo.core.onnxruntime_backend import OnnxRuntimeBackend
+from modelzoo.core.backends.hbm_backend import HbmBackend
+from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from onnx_models import FAKES, tiny_video_classifier
 from videos import write_video
 from zoo_cli import invoke
@@ -144,7 +144,7 @@ class _Spec:
 
 
 def test_auto_prefers_hbm_for_a_cached_prebuilt_model(monkeypatch, fake_runtime, tiny, tmp_path):
-    from modelzoo.core.cache import ArtifactCache, sha256_file
+    from modelzoo.core.artifacts.cache import ArtifactCache, sha256_file
 
     backends = {"onnxruntime": OnnxRuntimeBackend, "hbm": HbmBackend}
     cache = ArtifactCache(tmp_path / "cache")
@@ -163,7 +163,7 @@ def test_auto_prefers_hbm_for_a_cached_prebuilt_model(monkeypatch, fake_runtime,
 
 
 def test_run_uses_the_fetched_hbm_without_model_option(capsys, fake_runtime, tiny, video, tmp_path):
-    from modelzoo.core.cache import ArtifactCache, sha256_file
+    from modelzoo.core.artifacts.cache import ArtifactCache, sha256_file
     from modelzoo.core.config import load_config
 
     source = fake_runtime.write_fake_hbm(tmp_path / "r3d_18.hbm", str(tiny))

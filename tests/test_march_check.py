@@ -6,8 +6,8 @@ import json
 import onnx
 import pytest
 
-from modelzoo.core import march_rules
-from modelzoo.core.march_rules import Rule, check_model, register_rules
+from modelzoo.core.board import march_rules
+from modelzoo.core.board.march_rules import Rule, check_model, register_rules
 from onnx_models import pooling_graph, tiny_video_classifier
 from zoo_cli import invoke
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from fake_dist import write_distribution
-from modelzoo.core.hookspecs import HOOKSPEC_VERSION
-from modelzoo.core.registry import get_registry, reset_registry
+from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION
+from modelzoo.core.contract.registry import get_registry, reset_registry
 from zoo_cli import zoo
 
 LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
@@ -46,14 +46,14 @@ def zoo_register_models(register):
 
 @hookimpl
 def zoo_preprocess(spec, source, clips):
-    from modelzoo.core.video_classification import preprocess_video_classification
+    from modelzoo.core.tasks.video_classification import preprocess_video_classification
 
     return preprocess_video_classification(source, spec.preprocessing, clips)
 
 
 @hookimpl
 def zoo_postprocess(spec, logits, top_k):
-    from modelzoo.core.classification import top_k_predictions
+    from modelzoo.core.tasks.classification import top_k_predictions
 
     return top_k_predictions(logits, spec.labels, top_k)
 '''

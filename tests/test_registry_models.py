@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import modelzoo
-from modelzoo.core.registry import get_registry, reset_registry
+from modelzoo.core.contract.registry import get_registry, reset_registry
 
 MODEL_NAMES = [spec.name for spec in modelzoo.get_models()]
 reset_registry()  # collection must not leave a loaded registry behind for other test modules
@@ -99,7 +99,7 @@ def synthetic_input(spec, folder: Path) -> Path:
 
 @parametrize_models
 def test_preprocess_output_matches_the_input_spec(spec, tmp_path):
-    from modelzoo.core.inputs import open_input
+    from modelzoo.core.inputs.inputs import open_input
 
     preprocess = get_registry().model_hook(spec, "zoo_preprocess")
     for clips in (1, 3):
@@ -140,7 +140,7 @@ def test_conversion_runs_and_feeds_postprocess(spec, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from modelzoo.core.inputs import open_input
+    from modelzoo.core.inputs.inputs import open_input
 
     if spec.artifact("weights") is None:
         pytest.skip(f"{spec.name} publishes no weights to convert")

@@ -102,7 +102,7 @@ def checkpoint_server(r3d18_checkpoint):
 
 def test_first_run_downloads_converts_and_caches(capsys, tmp_path, video, r3d18_checkpoint, checkpoint_server):
     """The fresh-machine path: no --weights, no --model; the weights come from a URL (a zoo.yaml mirror)."""
-    from modelzoo.core.cache import sha256_file
+    from modelzoo.core.artifacts.cache import sha256_file
 
     url, gets = checkpoint_server
     (tmp_path / "zoo.yaml").write_text(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from onnx_models import tiny_video_classifier
-from modelzoo.core import hookspecs
+from modelzoo.core.contract import hookspecs
 from zoo_cli import zoo
 
 

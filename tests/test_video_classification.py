@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from modelzoo.core.inputs import open_input
-from modelzoo.core.spec import VideoPreprocessing
-from modelzoo.core.video_classification import preprocess_video_classification
+from modelzoo.core.inputs.inputs import open_input
+from modelzoo.core.contract.spec import VideoPreprocessing
+from modelzoo.core.tasks.video_classification import preprocess_video_classification
 from videos import decode_all, write_video
 
 torch = pytest.importorskip("torch")

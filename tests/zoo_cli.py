@@ -26,7 +26,7 @@ class Result:
 
 def invoke(capsys, *args) -> Result:
     from modelzoo.cli import main
-    from modelzoo.core.registry import reset_registry
+    from modelzoo.core.contract.registry import reset_registry
 
     reset_registry()
     capsys.readouterr()

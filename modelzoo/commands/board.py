@@ -23,7 +23,7 @@ def _parse_threads(_ctx, _param, value):
 
 
 def _source_onnx(session, spec, model_path, weights) -> Path:
-    from modelzoo.core.artifacts import onnx_source
+    from modelzoo.core.artifacts.artifacts import onnx_source
 
     return onnx_source(spec, session.registry, session.config, session.cache, model_path, weights, log=notice)
 
@@ -53,9 +53,9 @@ def _model_options(function):
 @pass_session
 def patch(session, model, model_path, weights, march, output, as_json):
     """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
-    from modelzoo.core.artifacts import load_onnx, save_onnx
-    from modelzoo.core.board_compile import patch_model
-    from modelzoo.core.march_rules import check_model
+    from modelzoo.core.artifacts.artifacts import load_onnx, save_onnx
+    from modelzoo.core.board.board_compile import patch_model
+    from modelzoo.core.board.march_rules import check_model
 
     spec = session.registry.get_model(model)
     source = _source_onnx(session, spec, model_path, weights)
@@ -92,8 +92,8 @@ def patch(session, model, model_path, weights, march, output, as_json):
 @pass_session
 def check(session, model, model_path, weights, march, as_json):
     """Lint the ONNX against the march's known constraints. Exit 0 if none is violated, 1 if some are."""
-    from modelzoo.core.artifacts import load_onnx
-    from modelzoo.core.march_rules import check_model
+    from modelzoo.core.artifacts.artifacts import load_onnx
+    from modelzoo.core.board.march_rules import check_model
 
     spec = session.registry.get_model(model)
     source = _source_onnx(session, spec, model_path, weights)
@@ -121,7 +121,7 @@ def check(session, model, model_path, weights, march, as_json):
 @pass_session
 def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     """Write hb_compile calibration data: one float32 .npy per clip, exactly what `zoo run` feeds the model."""
-    from modelzoo.core.calibration import find_sources, write_calibration
+    from modelzoo.core.board.calibration import find_sources, write_calibration
     from modelzoo.core.errors import InputError
 
     spec = session.registry.get_model(model)
@@ -165,9 +165,9 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
 
     Without hb_compile (outside the OpenExplorer environment) it prints the command to run there.
     """
-    from modelzoo.core import hb_compile
-    from modelzoo.core.artifacts import load_onnx
-    from modelzoo.core.board_compile import prepare_compile, run_compile
+    from modelzoo.core.board import hb_compile
+    from modelzoo.core.artifacts.artifacts import load_onnx
+    from modelzoo.core.board.board_compile import prepare_compile, run_compile
 
     spec = session.registry.get_model(model)
     workdir = Path(workdir or f"{spec.name}_{march}")
@@ -233,7 +233,7 @@ def _echo_prepared(data: dict) -> None:
 @pass_session
 def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
     """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."""
-    from modelzoo.core.perf import published_rows, run_perf
+    from modelzoo.core.backends.perf import published_rows, run_perf
     from modelzoo.core.runner import pick_backend, resolve_model_file
 
     spec = session.registry.get_model(model)

@@ -22,7 +22,7 @@ from modelzoo.session import pass_session
 @pass_session
 def fetch(session, model, local_file, hbm, as_json):
     """Download a model's weights (or prebuilt board model) into the cache and verify them."""
-    from modelzoo.core.artifact_fetch import fetch_artifact, import_local
+    from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
     from modelzoo.core.errors import InputError
 
     spec = session.registry.get_model(model)

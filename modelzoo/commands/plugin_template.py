@@ -1,7 +1,7 @@
 """The files `zoo new-plugin` writes, as string.Template texts ($name, $package, ...).
 
 Kept as strings (not package data) so the scaffold cannot drift from an installed copy.
-The plugin module must define every hook in core/hookspecs.py; tests check that.
+The plugin module must define every hook in core/contract/hookspecs.py; tests check that.
 """
 from __future__ import annotations
 

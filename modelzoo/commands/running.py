@@ -52,7 +52,7 @@ def run(session, model, input_path, model_path, weights, clips, top_k, backend, 
 def preprocess(session, model, input_path, output, clips, as_json):
     """Write the exact float32 tensor `zoo run` would feed the model, e.g. to run it on the board."""
     from modelzoo.core.runner import prepare_input
-    from modelzoo.core.tensor_file import save_npy
+    from modelzoo.core.inputs.tensor_file import save_npy
 
     spec = session.registry.get_model(model)
     clips = clips or session.config.model(spec.name).clips or 1
@@ -77,7 +77,7 @@ def export(session, model, weights, output, as_json):
     """Convert the model's checkpoint to ONNX (no PyTorch needed)."""
     import shutil
 
-    from modelzoo.core.artifacts import converted_onnx
+    from modelzoo.core.artifacts.artifacts import converted_onnx
     from modelzoo.core.atomic import atomic_write
 
     spec = session.registry.get_model(model)

@@ -20,7 +20,7 @@ def plugin_files(name: str) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     from modelzoo.commands import plugin_template as t
-    from modelzoo.core.hookspecs import HOOKSPEC_VERSION
+    from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION
 
     try:
         zoo_version = ".".join(version("modelzoo").split(".")[:2])

@@ -40,7 +40,7 @@ def fail(message: str) -> None:
 def check_onnx(path: Path, march: str):
     import onnx
 
-    from modelzoo.core.march_rules import check_model
+    from modelzoo.core.board.march_rules import check_model
 
     if march != "nash-e":
         fail(f"unsupported march {march}")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConversionError
-from .march_rules import rules_for
-from .onnx_shapes import opset_version, tensor_ranks
+from modelzoo.core.errors import ConversionError
+from modelzoo.core.board.march_rules import rules_for
+from modelzoo.core.graph.onnx_shapes import opset_version, tensor_ranks
 
 # Global pooling op -> the reduction that computes the same thing over all spatial axes.
 GLOBAL_POOL_REDUCTIONS = {"GlobalAveragePool": "ReduceMean", "GlobalMaxPool": "ReduceMax"}

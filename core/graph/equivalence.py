@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConversionError
+from modelzoo.core.errors import ConversionError
 
 DEFAULT_TOLERANCE = 1e-5
 

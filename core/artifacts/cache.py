@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .atomic import atomic_write
-from .errors import CacheError
-from .version import zoo_version
+from modelzoo.core.atomic import atomic_write
+from modelzoo.core.errors import CacheError
+from modelzoo.core.version import zoo_version
 
 MANIFEST = "manifest.json"
 DERIVED = "derived"

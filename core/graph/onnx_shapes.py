@@ -1,7 +1,7 @@
 """What an ONNX graph says about its tensors: opset and ranks, inferred where not declared."""
 from __future__ import annotations
 
-from .errors import ConversionError
+from modelzoo.core.errors import ConversionError
 
 
 def opset_version(model, domain: str = "") -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ToolchainError
-from .onnx_shapes import tensor_ranks
+from modelzoo.core.errors import ToolchainError
+from modelzoo.core.graph.onnx_shapes import tensor_ranks
 
 
 @dataclass(frozen=True)

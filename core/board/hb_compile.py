@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ToolchainError
+from modelzoo.core.errors import ToolchainError
 
 TOOL = "hb_compile"
 LOG_NAME = "hb_compile.log"

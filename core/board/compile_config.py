@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConversionError
+from modelzoo.core.errors import ConversionError
 
 # Keys whose values are file or directory paths, made relative to the config's folder when written.
 PATH_KEYS = {("model_parameters", "onnx_model"), ("model_parameters", "working_dir"), ("calibration_parameters", "cal_data_dir")}
@@ -114,7 +114,7 @@ def write_config(config: dict, path) -> Path:
     """Write `config` as YAML, atomically; sections keep their order."""
     import yaml
 
-    from .atomic import atomic_write
+    from modelzoo.core.atomic import atomic_write
 
     path = Path(path)
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

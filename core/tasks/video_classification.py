@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import time
 
-from .clips import clip_frame_indices, resample_indices
-from .errors import InputError
-from .inputs import InputSource
-from .spec import VideoPreprocessing
+from modelzoo.core.inputs.clips import clip_frame_indices, resample_indices
+from modelzoo.core.errors import InputError
+from modelzoo.core.inputs.inputs import InputSource
+from modelzoo.core.contract.spec import VideoPreprocessing
 
 
 def frame_transform(pre: VideoPreprocessing, from_bgr: bool):
     """Per-frame: resize to pre.resize (H×W, bilinear, no antialias), center crop, to RGB uint8."""
     import numpy as np
 
-    from .video import opencv
+    from modelzoo.core.inputs.video import opencv
 
     cv2 = opencv()
     out_h, out_w = pre.resize
@@ -55,7 +55,7 @@ def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing
         raise InputError(f"the number of clips must be at least 1, got {clips}")
     if source.tensor is not None:
         return source.tensor
-    from .video import opencv
+    from modelzoo.core.inputs.video import opencv
 
     opencv()  # imported before the clock starts: start-up is not preprocessing
 
@@ -75,7 +75,7 @@ def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing
 
 
 def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
-    from .video import count_frames, probe, read_frames
+    from modelzoo.core.inputs.video import count_frames, probe, read_frames
 
     info = probe(source.video)
     transform = frame_transform(pre, from_bgr=True)

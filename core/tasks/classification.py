@@ -29,7 +29,7 @@ def top_k_predictions(logits, labels, top_k: int) -> list:
 
     probs = softmax(np.asarray(logits).reshape(-1, np.asarray(logits).shape[-1])).mean(axis=0)
     if len(labels) != probs.shape[0]:
-        from .errors import PluginError
+        from modelzoo.core.errors import PluginError
 
         raise PluginError(f"the model has {probs.shape[0]} outputs but {len(labels)} labels; the model file does not match")
     order = np.argsort(-probs, kind="stable")[: max(1, top_k)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import sha256_file
-from .errors import CheckpointError, ConversionError, DownloadError, InputError, PluginError
-from .version import zoo_version
+from modelzoo.core.artifacts.cache import sha256_file
+from modelzoo.core.errors import CheckpointError, ConversionError, DownloadError, InputError, PluginError
+from modelzoo.core.version import zoo_version
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Weights:
 
 def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> Weights:
     """The checkpoint to convert: --weights FILE, else the cached or freshly downloaded official one."""
-    from .artifact_fetch import fetch_artifact, import_local
+    from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
 
     artifact = spec.artifact("weights")
     if weights_file is not None:
@@ -56,7 +56,7 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
         return hit.path, False
     if log:
         log(f"converting {weights.path.name} to ONNX (once; cached by checkpoint hash)")
-    from .checkpoint import load_state_dict
+    from modelzoo.core.artifacts.checkpoint import load_state_dict
 
     try:
         state_dict = load_state_dict(weights.path)
@@ -109,7 +109,7 @@ def load_onnx(path):
 
 
 def save_onnx(model, path) -> None:
-    from .atomic import atomic_write
+    from modelzoo.core.atomic import atomic_write
 
     payload = model.SerializeToString()
     with atomic_write(path) as handle:

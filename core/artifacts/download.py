@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .cache import sha256_file
-from .errors import DownloadError
-from .version import zoo_version
+from modelzoo.core.artifacts.cache import sha256_file
+from modelzoo.core.errors import DownloadError
+from modelzoo.core.version import zoo_version
 
 DEFAULT_TIMEOUT = 20.0  # per connect and per read; a stalled transfer fails, a slow one does not
 _BACKOFF = 0.4  # seconds before the first retry, doubled each time: 0.4 + 0.8 + 1.6 for 3 retries

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .errors import ConversionError
-from .version import zoo_version
+from modelzoo.core.errors import ConversionError
+from modelzoo.core.version import zoo_version
 
 # Opset 17 is the lowest the issue allows; staying there keeps the graph loadable by
 # older converters (the S100 toolchain ships its own onnx) as well as onnxruntime.

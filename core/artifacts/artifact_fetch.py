@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cache import ArtifactCache, CachedFile, sha256_file
-from .download import download
-from .errors import DownloadError, InputError
+from modelzoo.core.artifacts.cache import ArtifactCache, CachedFile, sha256_file
+from modelzoo.core.artifacts.download import download
+from modelzoo.core.errors import DownloadError, InputError
 
 
 def fetch_artifact(
@@ -87,7 +87,7 @@ def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
     if hit is not None and hit.artifact == artifact.name and hit.official == official:
         return hit, official  # imported before: already checked and copied
     if not official and artifact.format == "pytorch":
-        from .checkpoint import load_state_dict
+        from modelzoo.core.artifacts.checkpoint import load_state_dict
 
         load_state_dict(path)  # refuse an unreadable or unsafe file before it lands in the cache
     cached = cache.add_file(

@@ -5,7 +5,7 @@ import importlib.util
 from pathlib import Path
 from typing import ClassVar
 
-from .errors import BackendError
+from modelzoo.core.errors import BackendError
 
 
 class Backend:

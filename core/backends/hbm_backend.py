@@ -6,8 +6,8 @@ Model, input and output names come from the runtime's metadata, never from assum
 """
 from __future__ import annotations
 
-from .backend import Backend
-from .errors import BackendError
+from modelzoo.core.backends.backend import Backend
+from modelzoo.core.errors import BackendError
 
 BOARD_PACKAGE_HINT = (
     "hbm_runtime comes with the RDK S100 system image (its aarch64 wheel needs the board's "

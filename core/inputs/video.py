@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from modelzoo.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError, UnknownModelError, ZooError
-from .version import zoo_version
+from modelzoo.core.contract import hookspecs
+from modelzoo.core.errors import PluginError, UnknownModelError, ZooError
+from modelzoo.core.version import zoo_version
 
 ENTRY_POINT_GROUP = "modelzoo"
 PLUGINS_ENV = "ZOO_PLUGINS"
@@ -59,7 +59,7 @@ class Registry:
             if self._loaded:
                 return self
             self._loaded = True
-            from . import builtin
+            from modelzoo.core import builtin
 
             self.add_plugin(builtin, name=BUILTIN_PLUGIN, version=zoo_version())
             for entry_point in _entry_points():

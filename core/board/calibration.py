@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, ZooError
+from modelzoo.core.errors import InputError, ZooError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".npy"}
 
@@ -71,8 +71,8 @@ def write_calibration(registry, spec, inputs, out_dir, *, count: int = 100, clip
     `on_source(path, error_or_None)` is called after each source (for a progress bar).
     Raises InputError only when no sample at all could be written.
     """
-    from .runner import prepare_input
-    from .tensor_file import save_npy
+    from modelzoo.core.runner import prepare_input
+    from modelzoo.core.inputs.tensor_file import save_npy
 
     out_dir = Path(out_dir)  # created by the first sample written, so a failed run leaves nothing
     report = CalibrationReport(out_dir=out_dir, count=count)
@@ -117,7 +117,7 @@ def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, coun
 
     import numpy as np
 
-    from .atomic import atomic_write
+    from modelzoo.core.atomic import atomic_write
 
     calib_dir, target = Path(calib_dir), Path(target)
     if not calib_dir.is_dir():

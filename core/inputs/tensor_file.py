@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic import atomic_write
+from modelzoo.core.atomic import atomic_write
 
 
 def save_npy(path: Path, array) -> None:

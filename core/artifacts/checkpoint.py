@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from modelzoo.core.errors import CheckpointError
 
 # torch storage class -> numpy dtype of one element (as stored, little-endian).
 _STORAGE_DTYPES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import hb_compile
-from .equivalence import Equivalence
-from .errors import ConversionError, PluginError, ToolchainError
+from modelzoo.core.board import hb_compile
+from modelzoo.core.graph.equivalence import Equivalence
+from modelzoo.core.errors import ConversionError, PluginError, ToolchainError
 
 CONFIG_SECTIONS = ("model_parameters", "input_parameters", "calibration_parameters", "compiler_parameters")
 
@@ -64,8 +64,8 @@ def patch_model(registry, spec, model, march: str, *, verify: bool = True, threa
     """
     import onnx
 
-    from .equivalence import verify_equivalent
-    from .march_rules import rules_for
+    from modelzoo.core.graph.equivalence import verify_equivalent
+    from modelzoo.core.board.march_rules import rules_for
 
     rules_for(march)  # an unknown march fails here, before any plugin runs
     patched = onnx.ModelProto()
@@ -87,12 +87,12 @@ def patch_model(registry, spec, model, march: str, *, verify: bool = True, threa
 def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_dir=None, count: int = 100,
                     fast_perf: bool = False, log=None) -> CompilePlan:
     """Patch and lint `model` (an onnx.ModelProto) for `march` and lay out WORKDIR for hb_compile."""
-    from .artifacts import save_onnx
-    from .march_rules import check_model
+    from modelzoo.core.artifacts.artifacts import save_onnx
+    from modelzoo.core.board.march_rules import check_model
 
     workdir = Path(workdir).resolve()
     if calib_dir and not fast_perf and not Path(calib_dir).is_dir():  # before anything is written
-        from .errors import InputError
+        from modelzoo.core.errors import InputError
 
         raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {spec.name}`")
     patched, result = patch_model(registry, spec, model, march)
@@ -120,7 +120,7 @@ def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_d
             f"plugin {spec.plugin!r} returned no usable hb_compile config for {spec.name} "
             f"(zoo_compile_config must return a dict with the sections {', '.join(CONFIG_SECTIONS)})"
         )
-    from .compile_config import relative_paths, write_config
+    from modelzoo.core.board.compile_config import relative_paths, write_config
 
     model_parameters = config["model_parameters"]
     plan.output_dir = workdir / model_parameters.get("working_dir", plan.output_dir)  # a plugin may choose another
@@ -138,8 +138,8 @@ def _calibration(registry, spec, plan: CompilePlan, calib_dir, count: int, log):
             f"fine for speed, not for accuracy; make real data with `zoo calib {spec.name}`"
         )
         return None
-    from .calibration import collect_calibration
-    from .compile_config import board_input_shape, onnx_input
+    from modelzoo.core.board.calibration import collect_calibration
+    from modelzoo.core.board.compile_config import board_input_shape, onnx_input
 
     target = plan.workdir / "calibration"
     shape = board_input_shape(spec, onnx_input(plan.onnx)[1])

@@ -1,8 +1,8 @@
 """onnxruntime on the CPU, or CUDA when that provider is installed."""
 from __future__ import annotations
 
-from .backend import Backend
-from .errors import BackendError
+from modelzoo.core.backends.backend import Backend
+from modelzoo.core.errors import BackendError
 
 
 class OnnxRuntimeBackend(Backend):
