@@ -8,6 +8,7 @@ The baseline, measured in the same run, is torch.load(weights_only=True) of the 
 Each loader runs in its own fresh process, so peak RSS is its own and not the other's.
 Exits 1 if the time budget is exceeded.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ download). The baseline, measured in the same run, is copying the state dict's a
 the least work any conversion has to do, so the ratios travel between machines.
 Exits 1 if a budget is exceeded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ import sys
 import time
 
 import numpy as np
+from random_weights import random_state_dict
 
 from modelzoo.core.video_resnet import ARCHITECTURES, build_video_resnet
-from random_weights import random_state_dict
 
 TIME_BUDGET_S = 5.0
 MEMORY_BUDGET_MB = 1024.0
@@ -78,8 +79,10 @@ def main(argv=None) -> int:
     if args.checkpoint:
         print(f"  load checkpoint        {load_s:7.3f} s")
     print(f"  baseline: copy arrays  {copy_s:7.3f} s")
-    print(f"  build_video_resnet     {build_s:7.3f} s  ({build_s / copy_s:5.1f}x baseline; "
-          f"first call, with imports, {first_build_s:.3f} s)")
+    print(
+        f"  build_video_resnet     {build_s:7.3f} s  ({build_s / copy_s:5.1f}x baseline; "
+        f"first call, with imports, {first_build_s:.3f} s)"
+    )
     print(f"  serialize model        {serialize_s:7.3f} s  ({serialize_s / copy_s:5.1f}x baseline)")
     print(f"  peak RSS               {peak_mb:7.1f} MB (state dict resident before converting: {resident_mb:.1f} MB)")
 

@@ -8,6 +8,7 @@ Usage: python benchmarks/bench_run.py [--long]
   - --long: peak RSS of `zoo run` on a 10-minute 1080p video (target: < 1 GB).
 Wall times are medians of several runs measured here, in this run; nothing is a board figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,9 @@ def peak_rss_mb(args: list, env: dict) -> float:
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, check=True
+    )
     return int(out.stdout.strip()) / 1024
 
 
@@ -81,7 +84,9 @@ def main() -> None:
         model, video, clip = tmp / "r3d_18.onnx", tmp / "video.mp4", tmp / "clip.npy"
         make_model(model)
         make_video(video, 10, (1280, 720))
-        subprocess.run([*ZOO, "preprocess", "r3d_18", "--input", video, "-o", clip], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [*ZOO, "preprocess", "r3d_18", "--input", video, "-o", clip], check=True, env=env, capture_output=True
+        )
         common = ["--model", model, "--clips", "1", "--threads", str(args.threads), "--json"]
 
         video_s, video_out = median_run([*ZOO, "run", "r3d_18", "--input", video, *common], env, args.repeats)
@@ -89,31 +94,58 @@ def main() -> None:
         timing = json.loads(video_out)["timing_ms"]
         assert json.loads(video_out)["predictions"] == json.loads(npy_out)["predictions"]
         print("zoo run, 10 s 1280x720 25 fps mp4v video, 1 clip, random-weight R3D-18 ONNX:")
-        print(f"  decode {timing['decode']:.0f} ms + preprocess {timing['preprocess']:.0f} ms "
-              f"vs inference {timing['inference']:.0f} ms  (ratio {(timing['decode'] + timing['preprocess']) / timing['inference']:.2f})")
-        print(f"  wall: video {video_s:.2f} s vs .npy {npy_s:.2f} s  -> video costs {100 * (video_s / npy_s - 1):+.1f} % (target <= +10 %)")
+        print(
+            f"  decode {timing['decode']:.0f} ms + preprocess {timing['preprocess']:.0f} ms "
+            f"vs inference {timing['inference']:.0f} ms  (ratio {(timing['decode'] + timing['preprocess']) / timing['inference']:.2f})"
+        )
+        print(
+            f"  wall: video {video_s:.2f} s vs .npy {npy_s:.2f} s  -> video costs {100 * (video_s / npy_s - 1):+.1f} % (target <= +10 %)"
+        )
 
         # A checkpoint given with --weights is converted on the first run only; the second is a cache hit.
         weights = tmp / "weights.npz"
         np.savez(weights, **random_state_dict("r3d_18"))
-        first = subprocess.run([*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)], capture_output=True, text=True, env=env)
+        first = subprocess.run(
+            [*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         started = time.perf_counter()
-        second = subprocess.run([*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)], capture_output=True, text=True, env=env)
+        second = subprocess.run(
+            [*ZOO, "run", "r3d_18", "--input", clip, "--weights", weights, "--threads", str(args.threads)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         second_s = time.perf_counter() - started
-        print(f"zoo run --weights: first run converted: {'converting' in first.stderr}; "
-              f"second run converted: {'converting' in second.stderr} ({second_s:.2f} s, vs --model run {npy_s:.2f} s)")
+        print(
+            f"zoo run --weights: first run converted: {'converting' in first.stderr}; "
+            f"second run converted: {'converting' in second.stderr} ({second_s:.2f} s, vs --model run {npy_s:.2f} s)"
+        )
 
         for name, command in (("zoo --help", [*ZOO, "--help"]), ("zoo list", [*ZOO, "list"])):
             seconds, _ = median_run(command, env, 5)
             baseline, _ = median_run([sys.executable, "-c", "pass"], env, 5)
-            heavy = subprocess.run(
-                [sys.executable, "-c",
-                 "import sys; sys.argv=['zoo'," + ",".join(repr(a) for a in command[3:]) + "]\n"
-                 "from modelzoo.cli import main\ntry: main()\nexcept SystemExit: pass\n"
-                 "print([m for m in ('onnxruntime','cv2','onnx','numpy','modelzoo.core.video_resnet') if m in sys.modules], file=sys.stderr)"],
-                capture_output=True, text=True, env=env,
-            ).stderr.strip().splitlines()[-1]
-            print(f"{name}: {seconds:.3f} s (bare python {baseline:.3f} s, ratio {seconds / baseline:.1f}); heavy modules imported: {heavy}")
+            heavy = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys; sys.argv=['zoo'," + ",".join(repr(a) for a in command[3:]) + "]\n"
+                        "from modelzoo.cli import main\ntry: main()\nexcept SystemExit: pass\n"
+                        "print([m for m in ('onnxruntime','cv2','onnx','numpy','modelzoo.core.video_resnet') if m in sys.modules], file=sys.stderr)",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                .stderr.strip()
+                .splitlines()[-1]
+            )
+            print(
+                f"{name}: {seconds:.3f} s (bare python {baseline:.3f} s, ratio {seconds / baseline:.1f}); heavy modules imported: {heavy}"
+            )
 
         if args.long:
             long_video = tmp / "long.mp4"
@@ -121,7 +153,9 @@ def main() -> None:
             make_video(long_video, 600, (1920, 1080))
             print(f"wrote the 10-minute 1080p video in {time.perf_counter() - started:.0f} s")
             for clips in (1, 5):
-                rss = peak_rss_mb([*ZOO, "run", "r3d_18", "--input", long_video, *common[:2], "--clips", str(clips)], env)
+                rss = peak_rss_mb(
+                    [*ZOO, "run", "r3d_18", "--input", long_video, *common[:2], "--clips", str(clips)], env
+                )
                 print(f"zoo run on 10-minute 1080p video, {clips} clip(s): peak RSS {rss:.0f} MB (target < 1024 MB)")
 
 

@@ -1,4 +1,5 @@
 """Random weights in a real architecture's key layout: the benchmarks' stand-in for a download."""
+
 from __future__ import annotations
 
 import numpy as np

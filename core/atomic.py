@@ -1,4 +1,5 @@
 """Writing files so that readers see the old file or the whole new one, never half of it."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The core's own plugin: built-in backends and the default backend choice, via the same hooks."""
+
 from __future__ import annotations
 
 from modelzoo.core.backends.backend import choose_backend

@@ -1,4 +1,5 @@
 """Settings from zoo.yaml: where they are looked up, their defaults, and strict validation."""
+
 from __future__ import annotations
 
 import os

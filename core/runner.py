@@ -1,4 +1,5 @@
 """The main.py-style pipeline: input -> preprocess -> backend -> Top-k, with timings."""
+
 from __future__ import annotations
 
 import time
@@ -73,7 +74,9 @@ def pick_backend(registry, spec, config, cache, *, backend=None, model_path=None
     """The Backend class for --backend (or zoo.yaml's default_backend), warning about options it ignores."""
     requested = backend or config.default_backend
     try:
-        backend_cls = registry.select_backend(spec, requested, model_path, cache, from_weights=bool(weights and not model_path))
+        backend_cls = registry.select_backend(
+            spec, requested, model_path, cache, from_weights=bool(weights and not model_path)
+        )
     except BackendError as exc:
         if backend is None and config.path is not None and requested != "auto":
             raise BackendError(f"{exc} (default_backend in {config.path})") from None
@@ -101,8 +104,15 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
     top_k = request.top_k or model_config.top_k or 5
     threads = request.threads or config.threads
     backend_cls = pick_backend(
-        registry, spec, config, cache, backend=request.backend, model_path=request.model_path,
-        weights=request.weights, options=request.backend_options, log=log,
+        registry,
+        spec,
+        config,
+        cache,
+        backend=request.backend,
+        model_path=request.model_path,
+        weights=request.weights,
+        options=request.backend_options,
+        log=log,
     )
     source = open_input(request.input, spec.input.shape)  # a missing file fails before any download
     model_file = resolve_model_file(

@@ -1,4 +1,5 @@
 """The installed versions that manifests, ONNX files and `zoo plugins` record."""
+
 from __future__ import annotations
 
 

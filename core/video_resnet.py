@@ -4,11 +4,12 @@ The three architectures differ only in their stem and in how each stage realises
 convolution, so they are described as data below and one walker builds all of them.
 Heavy module (numpy, onnx): import it lazily from CLI code paths.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from modelzoo.core.errors import ConversionError
 
@@ -114,18 +115,22 @@ def _block_conv(
         conv = f"{prefix}.0.{3 * j}" if n > 1 else f"{prefix}.0"
         bn = f"{prefix}.1" if last else f"{prefix}.0.{3 * j + 1}"
         relu = (f"{prefix}.2" if last_relu else None) if last else f"{prefix}.0.{3 * j + 2}"
-        units.append(ConvBN(
-            conv=conv, bn=bn,
-            in_channels=cin if j == 0 else mid, out_channels=cout if last else mid,
-            kernel=kernel,
-            stride=tuple(stride if a else 1 for a in axes),
-            padding=tuple(k // 2 for k in kernel),
-            relu=relu,
-        ))
+        units.append(
+            ConvBN(
+                conv=conv,
+                bn=bn,
+                in_channels=cin if j == 0 else mid,
+                out_channels=cout if last else mid,
+                kernel=kernel,
+                stride=tuple(stride if a else 1 for a in axes),
+                padding=tuple(k // 2 for k in kernel),
+                relu=relu,
+            )
+        )
     return units
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(arch: str) -> tuple[tuple[ConvBN, ...], tuple[Block, ...]]:
     """Unroll an Architecture into its stem units and blocks, in execution order."""
     try:
@@ -136,8 +141,18 @@ def _plan(arch: str) -> tuple[tuple[ConvBN, ...], tuple[Block, ...]]:
         ) from None
     stem, cin = [], 3
     for i, s in enumerate(a.stem):
-        stem.append(ConvBN(f"stem.{3 * i}", f"stem.{3 * i + 1}", cin, s.out_channels,
-                           s.kernel, s.stride, s.padding, relu=f"stem.{3 * i + 2}"))
+        stem.append(
+            ConvBN(
+                f"stem.{3 * i}",
+                f"stem.{3 * i + 1}",
+                cin,
+                s.out_channels,
+                s.kernel,
+                s.stride,
+                s.padding,
+                relu=f"stem.{3 * i + 2}",
+            )
+        )
         cin = s.out_channels
     blocks = []
     for stage, (kind_name, width, count, stage_stride) in enumerate(
@@ -154,8 +169,9 @@ def _plan(arch: str) -> tuple[tuple[ConvBN, ...], tuple[Block, ...]]:
             shortcut = None
             if stride != 1 or cin != width:
                 ds = tuple(stride if ax else 1 for ax in kind.downsample_axes)
-                shortcut = ConvBN(f"{name}.downsample.0", f"{name}.downsample.1", cin, width,
-                                  (1, 1, 1), ds, (0, 0, 0), relu=None)
+                shortcut = ConvBN(
+                    f"{name}.downsample.0", f"{name}.downsample.1", cin, width, (1, 1, 1), ds, (0, 0, 0), relu=None
+                )
             blocks.append(Block(name, tuple(main), shortcut))
             cin = width
     return tuple(stem), tuple(blocks)
@@ -196,8 +212,10 @@ def _validated(state_dict: Mapping, arch: str, num_classes: int | None):
     """Check keys, shapes and dtypes; return (float32-compatible arrays by key, num_classes)."""
     import numpy as np
 
-    hint = (f"checkpoint is not a {arch} state dict: {{}}; pass the {arch} weights "
-            f"(a state dict of torchvision.models.video.{arch})")
+    hint = (
+        f"checkpoint is not a {arch} state dict: {{}}; pass the {arch} weights "
+        f"(a state dict of torchvision.models.video.{arch})"
+    )
     if not isinstance(state_dict, Mapping) or not state_dict:
         raise ConversionError(hint.format("it is empty or not a mapping of tensors"))
     # num_batches_tracked only matters for training; BatchNorm in eval mode ignores it.
@@ -224,8 +242,7 @@ def _validated(state_dict: Mapping, arch: str, num_classes: int | None):
     for key, shape in expected.items():
         value = np.asarray(given[key])
         if value.shape != shape:
-            raise ConversionError(hint.format(
-                f"'{key}' has shape {_fmt(value.shape)}, expected {_fmt(shape)}"))
+            raise ConversionError(hint.format(f"'{key}' has shape {_fmt(value.shape)}, expected {_fmt(shape)}"))
         if value.dtype.kind != "f":
             raise ConversionError(hint.format(f"'{key}' has dtype {value.dtype}, expected floating point"))
         arrays[key] = value

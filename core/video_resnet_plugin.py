@@ -4,6 +4,7 @@ A plugin module re-exports these beside its own ModelSpec: the family's preproce
 ONNX builder, graph patch and compile config then live once, here. Importing this module is
 cheap; each hook imports what it needs. The spec's name is the architecture's name.
 """
+
 from __future__ import annotations
 
 from modelzoo.core.contract.hookspecs import hookimpl
@@ -16,7 +17,9 @@ VIDEO_LEVEL = "video-level: 15 fps, 5 clips of 16 frames, softmax averaged, cent
 """The protocol of torchvision's published Kinetics-400 accuracy for these weights."""
 
 
-def kinetics400_spec(name: str, description: str, labels_file: str, artifacts: tuple, acc1: float, acc5: float, params: int, **extra) -> ModelSpec:
+def kinetics400_spec(
+    name: str, description: str, labels_file: str, artifacts: tuple, acc1: float, acc5: float, params: int, **extra
+) -> ModelSpec:
     """A family member's spec: what all of them share is filled in, the rest comes from the plugin."""
     return ModelSpec(
         name=name,

@@ -2,11 +2,12 @@
 
 This module is the public API for users and plugin authors. It stays cheap to import.
 """
+
 from __future__ import annotations
 
-from modelzoo.core.errors import UnknownModelError, ZooError
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.errors import UnknownModelError, ZooError
 
 __all__ = [
     "Artifact",

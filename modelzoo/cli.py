@@ -1,4 +1,5 @@
 """The `zoo` command line: a small click group; every command lives in modelzoo/commands/."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,12 @@ _state = {"debug": False}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file (default: $ZOO_CONFIG, ./zoo.yaml, user config dir).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file (default: $ZOO_CONFIG, ./zoo.yaml, user config dir).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="modelzoo", prog_name="zoo")
 @click.pass_context
@@ -25,10 +31,19 @@ def _add_commands() -> None:
     from modelzoo.commands import board, cache, fetch, models, running, scaffold
 
     for command in (
-        models.list_models, models.info, models.plugins,
-        running.run, running.preprocess, running.export,
-        fetch.fetch, cache.cache,
-        board.patch, board.check, board.calib, board.compile_model, board.perf,
+        models.list_models,
+        models.info,
+        models.plugins,
+        running.run,
+        running.preprocess,
+        running.export,
+        fetch.fetch,
+        cache.cache,
+        board.patch,
+        board.check,
+        board.calib,
+        board.compile_model,
+        board.perf,
         scaffold.new_plugin,
     ):
         cli.add_command(command)

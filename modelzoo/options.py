@@ -1,4 +1,5 @@
 """Command-line options that several commands share, defined once."""
+
 from __future__ import annotations
 
 import click
@@ -15,8 +16,12 @@ def _parse_cores(_ctx, _param, value):
 
 def board_scheduling(command):
     """--priority and --bpu-cores, passed to the hbm backend as `priority` and `bpu_cores`."""
-    command = click.option("--bpu-cores", callback=_parse_cores, help="Board BPU cores, comma separated (hbm backend).")(command)
-    return click.option("--priority", type=click.IntRange(0, 255), help="Board scheduling priority (hbm backend).")(command)
+    command = click.option(
+        "--bpu-cores", callback=_parse_cores, help="Board BPU cores, comma separated (hbm backend)."
+    )(command)
+    return click.option("--priority", type=click.IntRange(0, 255), help="Board scheduling priority (hbm backend).")(
+        command
+    )
 
 
 def scheduling_options(priority, bpu_cores) -> dict:

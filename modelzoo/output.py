@@ -1,4 +1,5 @@
 """Printing for the CLI: JSON for machines, aligned tables and notices for people."""
+
 from __future__ import annotations
 
 import json

@@ -3,11 +3,13 @@
 This is the stable surface for plugin authors; the modules behind it may move. It is cheap to
 import (`zoo list` imports every plugin): what needs numpy, OpenCV or onnx loads when it is called.
 """
+
 from __future__ import annotations
 
 from modelzoo.core.backends.backend import Backend
-from modelzoo.core.tasks.classification import Prediction, softmax, top_k_predictions
 from modelzoo.core.board.compile_config import hb_compile_config
+from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
+from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
 from modelzoo.core.errors import (
     BackendError,
     CheckpointError,
@@ -17,9 +19,8 @@ from modelzoo.core.errors import (
     ZooError,
 )
 from modelzoo.core.graph.graph_patch import patch_for_march
-from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 from modelzoo.core.inputs.inputs import InputSource
-from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.tasks.classification import Prediction, softmax, top_k_predictions
 from modelzoo.core.tasks.video_classification import preprocess_video_classification
 from modelzoo.core.video_resnet import build_video_resnet
 

@@ -1,4 +1,5 @@
 """What every command shares: the config, the registry and the cache, each made on first use."""
+
 from __future__ import annotations
 
 from functools import cached_property

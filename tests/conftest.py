@@ -1,4 +1,5 @@
 """Shared fixtures. Torch is a test-only dependency: fixtures that need it skip when it is missing."""
+
 from __future__ import annotations
 
 import pytest

@@ -3,6 +3,7 @@
 Offline and instant, yet importlib.metadata sees it exactly like a pip-installed distribution
 once the folder is on sys.path or PYTHONPATH, so the registry loads it through its entry point.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

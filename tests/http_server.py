@@ -1,5 +1,6 @@
 """A local HTTP server on 127.0.0.1 for download tests: serves files, counts requests, and can fail,
 drop connections half-way or ignore Range on request. Plus a toy ModelSpec whose artifacts it serves."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Small ONNX graphs for the board-path tests, and the zoo's own R3D-18 graph from a torch state dict."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,6 +56,8 @@ def pooling_graph(op_type: str, rank: int, *, shaped: bool = True, **attrs) -> o
     dims = [1, 4, 2, 6, 6][:rank] if rank >= 3 else [1, 4]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims if shaped else None)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    graph = helper.make_graph([helper.make_node(op_type, ["x"], ["y"], name=f"{op_type.lower()}_node", **attrs)], "pool", [x], [y])
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"], name=f"{op_type.lower()}_node", **attrs)], "pool", [x], [y]
+    )
     opsets = [helper.make_opsetid("", 17)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))

@@ -4,6 +4,7 @@ torchvision is not installable here. This mirrors the module nesting of
 `torchvision/models/video/resnet.py`, so `state_dict()` has the keys and shapes of the
 official r3d_18 / mc3_18 / r2plus1d_18 checkpoints.
 """
+
 from __future__ import annotations
 
 import torch
@@ -65,8 +66,12 @@ def _basic_stem() -> nn.Sequential:
 
 def _r2plus1d_stem() -> nn.Sequential:
     return nn.Sequential(
-        _conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3)), nn.BatchNorm3d(45), nn.ReLU(inplace=True),
-        _conv3d(45, 64, (3, 1, 1), (1, 1, 1), (1, 0, 0)), nn.BatchNorm3d(64), nn.ReLU(inplace=True),
+        _conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3)),
+        nn.BatchNorm3d(45),
+        nn.ReLU(inplace=True),
+        _conv3d(45, 64, (3, 1, 1), (1, 1, 1), (1, 0, 0)),
+        nn.BatchNorm3d(64),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -112,7 +117,7 @@ def _randomize(model: nn.Module, seed: int) -> None:
             m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)  # in [0.5, 2]
             m.num_batches_tracked.fill_(1000)
         elif isinstance(m, nn.Linear):
-            m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.in_features ** 0.5)
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.in_features**0.5)
             m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 

@@ -1,4 +1,5 @@
 """fetch_artifact / import_local and `zoo fetch`: official, verified or custom, against a local HTTP server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,12 +7,11 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
 from http_server import PAYLOAD, PAYLOAD_SHA, refused_url, toy_spec
+
 from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
 from modelzoo.core.artifacts.cache import ArtifactCache
 from modelzoo.core.errors import CheckpointError, DownloadError
-
 
 # -- fetch_artifact / import_local ----------------------------------------------------------------
 
@@ -87,8 +87,12 @@ def test_url_and_sha_override_is_honoured_and_not_official(server, tmp_path):
     spec = toy_spec("http://127.0.0.1:9/never-used.pth")
 
     cached = fetch_artifact(
-        spec, spec.artifact("weights"), cache,
-        url=server.url("/mine.pth"), sha256=hashlib.sha256(other).hexdigest().upper(), progress=False,
+        spec,
+        spec.artifact("weights"),
+        cache,
+        url=server.url("/mine.pth"),
+        sha256=hashlib.sha256(other).hexdigest().upper(),
+        progress=False,
     )
 
     assert cached.path.read_bytes() == other

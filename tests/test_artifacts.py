@@ -1,4 +1,5 @@
 """From weights to a cached ONNX: converted once per checkpoint, again when the converter changes."""
+
 import json
 
 import numpy as np

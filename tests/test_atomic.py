@@ -1,4 +1,5 @@
 """Writes are all-or-nothing: a failure keeps the old file and leaves no temp file behind."""
+
 import os
 import stat
 

@@ -1,4 +1,5 @@
 """The artifact cache: layout, manifests, lookups, derived files, verify and clean, and `zoo cache`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,9 @@ def store(tmp_path):
 def _add(store, tmp_path, data: bytes, name="w.pth", artifact="weights", official=True, model="toy"):
     src = tmp_path / name
     src.write_bytes(data)
-    return store.add_file(model, artifact, src, f"https://example.org/{name}", _sha(data), verified=official, official=official)
+    return store.add_file(
+        model, artifact, src, f"https://example.org/{name}", _sha(data), verified=official, official=official
+    )
 
 
 def test_layout_and_manifest(store, tmp_path):
@@ -143,7 +146,9 @@ def test_clean_one_model_or_all(store, tmp_path):
     assert store.clean() == 0
 
 
-@pytest.mark.parametrize("model, sha, name", [("../x", "a" * 64, "f"), ("toy", "nothex", "f"), ("toy", "a" * 64, "../f")])
+@pytest.mark.parametrize(
+    "model, sha, name", [("../x", "a" * 64, "f"), ("toy", "nothex", "f"), ("toy", "a" * 64, "../f")]
+)
 def test_names_cannot_escape_the_cache(store, model, sha, name):
     with pytest.raises(CacheError):
         store.file_path(model, sha, name)

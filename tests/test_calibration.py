@@ -1,11 +1,11 @@
 """`zoo calib`: one float32 .npy per clip, bitwise equal to `zoo preprocess`; bad videos skipped, not fatal."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from videos import write_video
 from zoo_cli import invoke
 
@@ -67,8 +67,18 @@ def test_clips_are_split_into_single_clip_files(capsys, tmp_path, videos):
 def test_count_progress_and_summary(capsys, tmp_path, videos):
     out = tmp_path / "calib"
     # inputs may follow -i as plain arguments (shell globs); --count stops early
-    result = invoke(capsys, "calib", "r3d_18", "-i", videos / "archery.avi", videos / "sub" / "juggling.avi",
-                    "-o", out, "--count", "1")
+    result = invoke(
+        capsys,
+        "calib",
+        "r3d_18",
+        "-i",
+        videos / "archery.avi",
+        videos / "sub" / "juggling.avi",
+        "-o",
+        out,
+        "--count",
+        "1",
+    )
     assert result.code == 0, result.err
     assert [p.name for p in out.iterdir()] == ["archery.npy"]
     assert "calibration\n" not in result.err  # no progress bar debris when stderr is not a terminal
@@ -80,11 +90,15 @@ def test_count_progress_and_summary(capsys, tmp_path, videos):
 
 
 def test_all_inputs_bad_is_an_error(capsys, tmp_path, videos):
-    result = invoke(capsys, "calib", "r3d_18", "-i", videos / "empty.mp4", "-i", videos / "notes.mp4", "-o", tmp_path / "c")
+    result = invoke(
+        capsys, "calib", "r3d_18", "-i", videos / "empty.mp4", "-i", videos / "notes.mp4", "-o", tmp_path / "c"
+    )
     result.assert_user_error("no calibration sample", "empty.mp4")
     assert not (tmp_path / "c").exists()  # a failed run leaves no empty folder behind
 
 
 def test_missing_input_is_an_error(capsys, tmp_path):
-    invoke(capsys, "calib", "r3d_18", "-i", tmp_path / "nope.mp4", "-o", tmp_path / "c").assert_user_error("does not exist")
+    invoke(capsys, "calib", "r3d_18", "-i", tmp_path / "nope.mp4", "-o", tmp_path / "c").assert_user_error(
+        "does not exist"
+    )
     invoke(capsys, "calib", "r3d_18", "-o", tmp_path / "c").assert_user_error("--input")

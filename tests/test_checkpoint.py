@@ -1,4 +1,5 @@
 """Reading state dicts without torch: exact parity with torch.load, and refusal of unsafe pickles."""
+
 from __future__ import annotations
 
 import json
@@ -202,7 +203,11 @@ def _write_safetensors(path, tensors: dict, dtype_names: dict):
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for key, array in tensors.items():
         raw = np.ascontiguousarray(array).tobytes()
-        header[key] = {"dtype": dtype_names[key], "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[key] = {
+            "dtype": dtype_names[key],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         blobs.append(raw)
         offset += len(raw)
     encoded = json.dumps(header).encode()
@@ -218,7 +223,9 @@ def test_safetensors_round_trip(tmp_path):
         "mask": np.array([True, False]),
     }
     path = tmp_path / "model.safetensors"
-    _write_safetensors(path, tensors, {"conv.weight": "F32", "bn.num_batches_tracked": "I64", "half": "F16", "mask": "BOOL"})
+    _write_safetensors(
+        path, tensors, {"conv.weight": "F32", "bn.num_batches_tracked": "I64", "half": "F16", "mask": "BOOL"}
+    )
 
     loaded = load_state_dict(path)
 

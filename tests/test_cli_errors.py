@@ -1,14 +1,13 @@
 """Every user error is one `error:` line saying what to do, exit code 2, and no traceback."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from onnx_models import tiny_video_classifier
 from videos import write_video
 from zoo_cli import invoke
-
 
 pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
@@ -138,9 +137,9 @@ def test_a_real_process_prints_one_line(tmp_path, content, tiny_onnx):
 def test_unwritable_output_is_a_user_error(capsys, tmp_path):
     np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
     (tmp_path / "afile").write_text("x")
-    invoke(capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "afile" / "out.npy").assert_user_error(
-        "cannot write", "out.npy"
-    )
+    invoke(
+        capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "afile" / "out.npy"
+    ).assert_user_error("cannot write", "out.npy")
 
 
 def test_outputs_get_ordinary_permissions(capsys, tmp_path):
@@ -148,7 +147,9 @@ def test_outputs_get_ordinary_permissions(capsys, tmp_path):
     import stat
 
     np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
-    assert invoke(capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "out.npy").code == 0
+    assert (
+        invoke(capsys, "preprocess", "r3d_18", "--input", tmp_path / "clip.npy", "-o", tmp_path / "out.npy").code == 0
+    )
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "out.npy").stat().st_mode) == 0o666 & ~mask

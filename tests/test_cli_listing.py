@@ -1,12 +1,11 @@
 """zoo list / info / plugins, in text and JSON, and the promise that listing stays light."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from zoo_cli import invoke
-
 
 pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
@@ -37,7 +36,10 @@ def test_info_json_has_artifacts_accuracy_and_board_figures(capsys):
     assert weights["cached_path"] is None
     assert data["num_classes"] == 400 and data["preprocessing"]["resize"] == [128, 171]
     assert any(m["name"] == "acc@1" and m["value"] == 63.2 and "5 clips" in m["protocol"] for m in data["metrics"])
-    assert {(p["threads"], p["avg_latency_ms"], p["fps"]) for p in data["board_perf"]} >= {(1, 182.68, 5.47), (8, 249.19, 30.74)}
+    assert {(p["threads"], p["avg_latency_ms"], p["fps"]) for p in data["board_perf"]} >= {
+        (1, 182.68, 5.47),
+        (8, 249.19, 30.74),
+    }
 
 
 def test_info_text_says_board_figures_are_published(capsys):
@@ -65,7 +67,9 @@ def test_listing_imports_no_runtime_or_model_code(args):
 
 
 def test_python_m_modelzoo_works():
-    out = subprocess.run([sys.executable, "-m", "modelzoo", "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "modelzoo", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.startswith("zoo, version")
 
 

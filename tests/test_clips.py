@@ -1,4 +1,5 @@
 """Clip sampling follows torchvision's 15 fps resampling and the evenly spaced clip starts."""
+
 import math
 
 import pytest

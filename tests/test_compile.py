@@ -1,4 +1,5 @@
 """`zoo compile`: patched model, hb_compile YAML and calibration in WORKDIR; runs a (fake) hb_compile when on PATH."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-
-from modelzoo.core.board.hb_compile import parse_cosine_table
 from onnx_models import FAKES, tiny_video_classifier, zoo_onnx
 from videos import write_video
 from zoo_cli import invoke
+
+from modelzoo.core.board.hb_compile import parse_cosine_table
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,9 @@ def fake_hb_compile(tmp_path, monkeypatch):
 
 def test_config_yaml_without_hb_compile(capsys, tmp_path, r3d_onnx, calib_npys, no_hb_compile):
     workdir = tmp_path / "work"
-    result = invoke(capsys, "compile", "r3d_18", "--march", "nash-e", "--model", r3d_onnx, "--calib", calib_npys, "-o", workdir)
+    result = invoke(
+        capsys, "compile", "r3d_18", "--march", "nash-e", "--model", r3d_onnx, "--calib", calib_npys, "-o", workdir
+    )
     assert result.code == 0, result.err
     # the exact command to run inside OpenExplorer, and a notice that it was not run here
     assert f"cd {workdir} && hb_compile --config r3d_18_nash-e.yaml" in result.out
@@ -79,7 +82,11 @@ def test_config_yaml_without_hb_compile(capsys, tmp_path, r3d_onnx, calib_npys, 
     assert inputs["input_layout_rt"] == inputs["input_layout_train"] == "NCHW"
     assert inputs["input_shape"] == "1x3x16x112x112"
     assert inputs["norm_type"] == "no_preprocess"
-    assert config["calibration_parameters"] == {"cal_data_dir": "calibration", "cal_data_type": "float32", "calibration_type": "default"}
+    assert config["calibration_parameters"] == {
+        "cal_data_dir": "calibration",
+        "cal_data_type": "float32",
+        "calibration_type": "default",
+    }
     compiler = config["compiler_parameters"]
     assert compiler["optimize_level"] == "O2" and compiler["compile_mode"] == "latency" and compiler["core_num"] == 1
     assert "jobs" not in compiler  # the host's core count says nothing about the OpenExplorer machine
@@ -100,10 +107,15 @@ def test_compile_runs_the_fake_hb_compile(capsys, tmp_path, tiny_onnx, calib_npy
     assert data["ran"] is True
     hbm = workdir / "model_output" / "r3d_18.hbm"
     assert data["result"]["hbm"] == str(hbm) and hbm.is_file()
-    assert data["result"]["cosine"] == [{
-        "output": "logits", "cosine_similarity": 0.998765,
-        "l1_distance": 0.012345, "l2_distance": 0.000321, "chebyshev_distance": 0.456789,
-    }]
+    assert data["result"]["cosine"] == [
+        {
+            "output": "logits",
+            "cosine_similarity": 0.998765,
+            "l1_distance": 0.012345,
+            "l2_distance": 0.000321,
+            "chebyshev_distance": 0.456789,
+        }
+    ]
     assert data["calibration"] == {"dir": str(workdir / "calibration"), "samples": 3}
     assert "calibration with 3 samples" in result.err  # the tool's log is streamed to stderr
 
@@ -117,7 +129,14 @@ def test_fast_perf_maps_to_the_quick_check(capsys, tmp_path, tiny_onnx, fake_hb_
     result = invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", workdir, "--fast-perf", "--json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert data["result"]["command"] == ["hb_compile", "--fast-perf", "--march", "nash-e", "--model", "r3d_18_nash-e.onnx"]
+    assert data["result"]["command"] == [
+        "hb_compile",
+        "--fast-perf",
+        "--march",
+        "nash-e",
+        "--model",
+        "r3d_18_nash-e.onnx",
+    ]
     assert (workdir / "model_output" / "r3d_18_nash-e.hbm").is_file()
     assert data["config"] is None
 
@@ -126,8 +145,12 @@ def test_unpatched_model_is_what_the_fake_rejects(tmp_path, tiny_onnx, fake_hb_c
     """Guards the fake itself: it refuses the 5-D GlobalAveragePool like the real toolchain."""
     import subprocess
 
-    run = subprocess.run(["hb_compile", "--fast-perf", "--march", "nash-e", "--model", str(tiny_onnx)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        ["hb_compile", "--fast-perf", "--march", "nash-e", "--model", str(tiny_onnx)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode == 1 and "GlobalAveragePool" in run.stdout
 
 
@@ -165,26 +188,31 @@ def test_no_calibration_data_means_skip_with_a_warning(capsys, tmp_path, tiny_on
 
 
 def test_parse_cosine_table_ignores_the_per_node_table():
-    log = "\n".join([
-        "Node  ON   Subgraph  Type  Cosine Similarity  Threshold",
-        "----------------------------------------------------------",
-        "conv  BPU  id(0)     Conv  0.999              1.0",
-        "The quantized model output:",
-        "==========================================================",
-        "Output  Cosine Similarity  L1 Distance",
-        "----------------------------------------------------------",
-        "logits  0.991000           0.100000",
-        "prob    0.980000           0.200000",
-        "2025-01-01 INFO done",
-    ])
+    log = "\n".join(
+        [
+            "Node  ON   Subgraph  Type  Cosine Similarity  Threshold",
+            "----------------------------------------------------------",
+            "conv  BPU  id(0)     Conv  0.999              1.0",
+            "The quantized model output:",
+            "==========================================================",
+            "Output  Cosine Similarity  L1 Distance",
+            "----------------------------------------------------------",
+            "logits  0.991000           0.100000",
+            "prob    0.980000           0.200000",
+            "2025-01-01 INFO done",
+        ]
+    )
     rows = parse_cosine_table(log)
     assert [(r.output, r.cosine_similarity, r.metrics) for r in rows] == [
-        ("logits", 0.991, {"L1 Distance": 0.1}), ("prob", 0.98, {"L1 Distance": 0.2}),
+        ("logits", 0.991, {"L1 Distance": 0.1}),
+        ("prob", 0.98, {"L1 Distance": 0.2}),
     ]
     assert parse_cosine_table("no table here") == []
 
 
-def test_an_earlier_runs_hbm_and_log_are_never_reported(capsys, tmp_path, tiny_onnx, calib_npys, fake_hb_compile, monkeypatch):
+def test_an_earlier_runs_hbm_and_log_are_never_reported(
+    capsys, tmp_path, tiny_onnx, calib_npys, fake_hb_compile, monkeypatch
+):
     workdir = tmp_path / "work"
     assert invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "--calib", calib_npys, "-o", workdir).code == 0
     assert (workdir / "model_output" / "r3d_18.hbm").is_file() and (workdir / "hb_compile.log").is_file()
@@ -200,7 +228,9 @@ def test_an_earlier_runs_hbm_and_log_are_never_reported(capsys, tmp_path, tiny_o
     assert "0.998765" not in stale.out + stale.err
 
 
-def test_a_plugin_config_without_the_sections_is_the_plugins_error(capsys, tmp_path, tiny_onnx, no_hb_compile, monkeypatch):
+def test_a_plugin_config_without_the_sections_is_the_plugins_error(
+    capsys, tmp_path, tiny_onnx, no_hb_compile, monkeypatch
+):
     from modelzoo.core import video_resnet_plugin
 
     monkeypatch.setattr(video_resnet_plugin, "hb_compile_config", None, raising=False)

@@ -1,11 +1,12 @@
 """zoo.yaml: lookup order, defaults, and errors that name the file, the key and the line."""
+
 from pathlib import Path
 
 import pytest
+from zoo_cli import invoke
 
 from modelzoo.core.config import Config, load_config
 from modelzoo.core.errors import ConfigError
-from zoo_cli import invoke
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,9 @@ def test_zoo_home_wins_over_cache_dir(tmp_path, monkeypatch):
 
 def test_weights_override_is_read(tmp_path):
     (tmp_path / "zoo.yaml").write_text(
-        "models:\n  r3d_18:\n    weights:\n      url: http://127.0.0.1:1/w.pth\n      sha256: " + "AB" * 32 + "\n    clips: 3\n"
+        "models:\n  r3d_18:\n    weights:\n      url: http://127.0.0.1:1/w.pth\n      sha256: "
+        + "AB" * 32
+        + "\n    clips: 3\n"
     )
     model = load_config().model("r3d_18")
     assert model.weights_url == "http://127.0.0.1:1/w.pth"

@@ -1,6 +1,7 @@
 """docs/plugins.md stays true: its tutorial plugin is built from the doc's own code blocks, installed
 offline, and the doc's own `zoo` commands are run on it and compared with the output it shows.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -38,7 +39,7 @@ def doc_command(text: str, prefix: str) -> tuple:
         for i, line in enumerate(lines):
             if line.startswith(f"$ {prefix}"):
                 shown = []
-                for following in lines[i + 1:]:
+                for following in lines[i + 1 :]:
                     if following.startswith("$ "):
                         break
                     shown.append(following)
@@ -62,8 +63,22 @@ def tutorial(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_PLUGINS", "ZOO_CONFIG", "PYTHONPATH")}
     env.update(ZOO_HOME=str(root / "home"), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target", str(site), str(project)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "--target",
+            str(site),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert pip.returncode == 0, pip.stderr
     env["PYTHONPATH"] = str(site)
@@ -88,7 +103,11 @@ def zoo(tutorial, args) -> subprocess.CompletedProcess:
     assert args[0] == "zoo"
     return subprocess.run(
         [sys.executable, "-m", "modelzoo", *args[1:]],
-        cwd=tutorial["work"], env=tutorial["env"], capture_output=True, text=True, timeout=120,
+        cwd=tutorial["work"],
+        env=tutorial["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -148,10 +167,17 @@ def test_zoo_compile_writes_the_config_the_doc_describes(tutorial):
 
 def test_the_tutorial_plugin_passes_check_pending(tutorial):
     check = subprocess.run(
-        [sys.executable, "-c",
-         "from modelzoo.core.contract.registry import get_registry\n"
-         "r = get_registry(); r.pm.check_pending(); print(sorted(r.models))"],
-        cwd=tutorial["work"], env=tutorial["env"], capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from modelzoo.core.contract.registry import get_registry\n"
+            "r = get_registry(); r.pm.check_pending(); print(sorted(r.models))",
+        ],
+        cwd=tutorial["work"],
+        env=tutorial["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 0, check.stderr
     assert "colors" in check.stdout

@@ -1,4 +1,5 @@
 """download(): verification, failures, resume with Range, locking and progress, against a local HTTP server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,13 +8,12 @@ import threading
 import time
 
 import pytest
-
 from http_server import PAYLOAD, PAYLOAD_SHA, refused_url, toy_spec
+
 from modelzoo.core.artifacts.artifact_fetch import fetch_artifact
 from modelzoo.core.artifacts.cache import ArtifactCache
 from modelzoo.core.artifacts.download import download
 from modelzoo.core.errors import DownloadError
-
 
 # -- download() ---------------------------------------------------------------------------------
 

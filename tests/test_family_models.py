@@ -4,6 +4,7 @@ The builder itself is checked per architecture in test_video_resnet.py; here the
 goes through what a user runs: the plugin found by entry point, `--weights`, the cache and
 onnxruntime, and the printed probabilities must match torch's.
 """
+
 from __future__ import annotations
 
 import ast
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from modelzoo.core.contract.registry import get_registry, reset_registry
 from videos import write_video
 from zoo_cli import zoo
+
+from modelzoo.core.contract.registry import get_registry, reset_registry
 
 FAMILY = ("mc3_18", "r2plus1d_18")
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -30,7 +31,6 @@ def fresh_registry(monkeypatch, tmp_path):
     reset_registry()
     yield
     reset_registry()
-
 
 
 def softmax_mean(logits: np.ndarray) -> np.ndarray:
@@ -50,8 +50,18 @@ def test_zoo_run_on_a_video_matches_torch(arch, capsys, tmp_path, reference_mode
     assert clip.shape == (1, 3, 16, 112, 112) and clip.dtype == np.float32
 
     code, out, err = zoo(
-        capsys, "run", arch, "--input", video, "--weights", reference_checkpoint(arch),
-        "--top-k", 5, "--threads", 2, "--json",
+        capsys,
+        "run",
+        arch,
+        "--input",
+        video,
+        "--weights",
+        reference_checkpoint(arch),
+        "--top-k",
+        5,
+        "--threads",
+        2,
+        "--json",
     )
     assert code == 0, err
     result = json.loads(out)
@@ -85,8 +95,13 @@ def test_build_onnx_hook_makes_the_plugins_own_architecture(arch, reference_chec
 
 def test_a_checkpoint_of_another_family_member_is_one_error_line(capsys, tmp_path, reference_checkpoint):
     code, out, err = zoo(
-        capsys, "run", "mc3_18", "--input", write_video(tmp_path / "v.mp4", 48, 25.0, codec="mp4v"),
-        "--weights", reference_checkpoint("r2plus1d_18"),
+        capsys,
+        "run",
+        "mc3_18",
+        "--input",
+        write_video(tmp_path / "v.mp4", 48, 25.0, codec="mp4v"),
+        "--weights",
+        reference_checkpoint("r2plus1d_18"),
     )
     assert code == 2
     lines = err.strip().splitlines()
@@ -127,7 +142,9 @@ def test_zoo_compile_patches_once_and_configures_the_board_input(arch, capsys, t
     import onnx
     import yaml
 
-    code, out, err = zoo(capsys, "compile", arch, "--weights", reference_checkpoint(arch), "-o", tmp_path / "wd", "--json")
+    code, out, err = zoo(
+        capsys, "compile", arch, "--weights", reference_checkpoint(arch), "-o", tmp_path / "wd", "--json"
+    )
     assert code == 0, err
     result = json.loads(out)
     # Every plugin's zoo_patch_graph runs, but only the model's own plugin may change its graph.

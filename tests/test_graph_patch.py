@@ -1,4 +1,5 @@
 """The S100 graph patch: 5-D GlobalAveragePool -> ReduceMean, on the zoo's ONNX and on torch-exported ONNX."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx_models import pooling_graph, zoo_onnx
+from zoo_cli import invoke
 
+from modelzoo.core.board.march_rules import check_model
 from modelzoo.core.errors import ConversionError
 from modelzoo.core.graph.equivalence import verify_equivalent
 from modelzoo.core.graph.graph_patch import patch_for_march, replace_global_pooling
 from modelzoo.core.graph.onnx_shapes import tensor_ranks
-from modelzoo.core.board.march_rules import check_model
-from onnx_models import pooling_graph, zoo_onnx
-from zoo_cli import invoke
 
 POOLING = {"GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool"}
 
@@ -55,7 +56,9 @@ def test_zoo_onnx_is_patched_and_equivalent(zoo_model):
     patched = copy(zoo_model)
     changes = patch_for_march(patched, "nash-e")
 
-    assert [str(c) for c in changes] == ["avgpool: GlobalAveragePool (5-D input) -> ReduceMean(axes=[2, 3, 4], keepdims=1)"]
+    assert [str(c) for c in changes] == [
+        "avgpool: GlobalAveragePool (5-D input) -> ReduceMean(axes=[2, 3, 4], keepdims=1)"
+    ]
     onnx.checker.check_model(patched, full_check=True)
     assert five_d_pooling(patched) == [] and check_model(patched, "nash-e") == []
     (reduce,) = [n for n in patched.graph.node if n.op_type == "ReduceMean"]
@@ -80,7 +83,13 @@ def test_torch_exported_onnx(reference_model, tmp_path, opset, dynamic_batch):
     x = torch.randn(1, 3, 8, 56, 56, generator=torch.Generator().manual_seed(0))
     path = tmp_path / f"exported_{opset}.onnx"
     torch.onnx.export(
-        model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["clip"], output_names=["scores"],
+        model,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=opset,
+        input_names=["clip"],
+        output_names=["scores"],
         dynamic_axes={"clip": {0: "batch"}, "scores": {0: "batch"}} if dynamic_batch else None,
     )
     exported = onnx.load(str(path))
@@ -185,8 +194,9 @@ def registry():
 
 
 def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
-    from modelzoo.core.board.board_compile import patch_model
     from onnx_models import tiny_video_classifier
+
+    from modelzoo.core.board.board_compile import patch_model
 
     calls = []
     for name, marks in (("late", {"trylast": True}), ("plain_a", {}), ("early", {"tryfirst": True}), ("plain_b", {})):
@@ -200,8 +210,9 @@ def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
 
 def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
     """A hook that changes the graph but reports nothing gets checked all the same."""
-    from modelzoo.core.board.board_compile import patch_model
     from onnx_models import tiny_video_classifier
+
+    from modelzoo.core.board.board_compile import patch_model
 
     def sneaky(spec, model, march):
         for node in model.graph.node:
@@ -222,8 +233,14 @@ def test_equivalence_is_proven_at_the_models_real_input_shape(registry, referenc
     torch = pytest.importorskip("torch")
     path = tmp_path / "dyn.onnx"
     torch.onnx.export(
-        reference_model("r3d_18"), torch.zeros(1, 3, 16, 112, 112), str(path), input_names=["video"],
-        output_names=["logits"], dynamic_axes={"video": {0: "N", 2: "T"}}, opset_version=17, dynamo=False,
+        reference_model("r3d_18"),
+        torch.zeros(1, 3, 16, 112, 112),
+        str(path),
+        input_names=["video"],
+        output_names=["logits"],
+        dynamic_axes={"video": {0: "N", 2: "T"}},
+        opset_version=17,
+        dynamo=False,
     )
     _, result = patch_model(registry, registry.get_model("r3d_18"), onnx.load(str(path)), "nash-e")
     assert result.equivalence.input_shapes == {"video": [1, 3, 16, 112, 112]}

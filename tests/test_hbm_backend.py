@@ -1,4 +1,5 @@
 """The hbm backend against a FAKE hbm_runtime (tests/fakes/hbm_runtime) that implements the documented interface."""
+
 from __future__ import annotations
 
 import json
@@ -7,14 +8,14 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import pytest
-
-from modelzoo.core.backends.backend import choose_backend
-from modelzoo.core.errors import BackendError
-from modelzoo.core.backends.hbm_backend import HbmBackend
-from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from onnx_models import FAKES, tiny_video_classifier
 from videos import write_video
 from zoo_cli import invoke
+
+from modelzoo.core.backends.backend import choose_backend
+from modelzoo.core.backends.hbm_backend import HbmBackend
+from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
+from modelzoo.core.errors import BackendError
 
 
 @pytest.fixture
@@ -56,7 +57,9 @@ def clip(seed=0, n=1):
 def test_top5_equals_onnxruntime(capsys, fake_runtime, tiny, video, tmp_path):
     hbm = fake_runtime.write_fake_hbm(tmp_path / "tiny.hbm", tiny.name)
     board = invoke(capsys, "run", "r3d_18", "-i", video, "--model", hbm, "--backend", "hbm", "--json", "--clips", "2")
-    host = invoke(capsys, "run", "r3d_18", "-i", video, "--model", tiny, "--backend", "onnxruntime", "--json", "--clips", "2")
+    host = invoke(
+        capsys, "run", "r3d_18", "-i", video, "--model", tiny, "--backend", "onnxruntime", "--json", "--clips", "2"
+    )
     assert board.code == 0 and host.code == 0, board.err + host.err
     board, host = json.loads(board.out), json.loads(host.out)
     assert "hbm_runtime" in board["backend"] and "onnxruntime" in host["backend"]
@@ -66,10 +69,15 @@ def test_top5_equals_onnxruntime(capsys, fake_runtime, tiny, video, tmp_path):
 
 
 def test_names_come_from_runtime_metadata(fake_runtime, tiny, tmp_path):
-    hbm = fake_runtime.write_fake_hbm(tmp_path / "m.hbm", tiny.name, model_name="r3d_18_v2",
-                                      input_name="physical_input", output_name="scores_out")
+    hbm = fake_runtime.write_fake_hbm(
+        tmp_path / "m.hbm", tiny.name, model_name="r3d_18_v2", input_name="physical_input", output_name="scores_out"
+    )
     backend = HbmBackend(hbm)
-    assert (backend.model_name, backend.input_name, backend.output_name) == ("r3d_18_v2", "physical_input", "scores_out")
+    assert (backend.model_name, backend.input_name, backend.output_name) == (
+        "r3d_18_v2",
+        "physical_input",
+        "scores_out",
+    )
     assert backend.input_shape == (1, 3, 16, 112, 112)
     x = clip(n=3)  # the board model takes one clip per call: three calls, one [3, 400] answer
     np.testing.assert_array_equal(backend.run(x), ort_logits(tiny, x))
@@ -80,7 +88,9 @@ def test_s8_scale_outputs_are_dequantized(fake_runtime, tiny, tmp_path):
     x = clip(1)
     expected = ort_logits(tiny, x)
     scale, zero_point = float(np.abs(expected).max()) / 100, 3  # the logits fit in int8 without clipping
-    hbm = fake_runtime.write_fake_hbm(tmp_path / "q.hbm", tiny.name, output_dtype="S8", scale=[scale], zero_point=[zero_point])
+    hbm = fake_runtime.write_fake_hbm(
+        tmp_path / "q.hbm", tiny.name, output_dtype="S8", scale=[scale], zero_point=[zero_point]
+    )
     backend = HbmBackend(hbm)
     raw = backend.runtime.run(x)[backend.model_name][backend.output_name]
     assert raw.dtype == np.int8  # what the board hands back
@@ -94,7 +104,9 @@ def test_s32_per_channel_scale_along_axis(fake_runtime, tiny, tmp_path):
     x = clip(2)
     expected = ort_logits(tiny, x)
     scales = np.linspace(1e-5, 3e-5, 400).tolist()
-    hbm = fake_runtime.write_fake_hbm(tmp_path / "q32.hbm", tiny.name, output_dtype="S32", scale=scales, zero_point=[0], axis=1)
+    hbm = fake_runtime.write_fake_hbm(
+        tmp_path / "q32.hbm", tiny.name, output_dtype="S32", scale=scales, zero_point=[0], axis=1
+    )
     logits = HbmBackend(hbm).run(x)
     assert np.all(np.abs(logits - expected) <= np.asarray(scales) / 2 + 1e-6)
     assert np.argsort(-logits[0])[:5].tolist() == np.argsort(-expected[0])[:5].tolist()
@@ -126,7 +138,9 @@ def test_explicit_hbm_without_runtime_names_the_board_package(capsys, no_runtime
     )
     assert "backend 'hbm'" in line
     # --backend auto with a .hbm says the same, rather than "no backend"
-    invoke(capsys, "run", "r3d_18", "-i", video, "--model", hbm).assert_user_error("hbm_runtime", "RDK S100 system image")
+    invoke(capsys, "run", "r3d_18", "-i", video, "--model", hbm).assert_user_error(
+        "hbm_runtime", "RDK S100 system image"
+    )
 
 
 def test_runtime_error_at_import_means_no_board(monkeypatch, fake_runtime):
@@ -151,7 +165,15 @@ def test_auto_prefers_hbm_for_a_cached_prebuilt_model(monkeypatch, fake_runtime,
     assert choose_backend(_Spec, "auto", None, backends, cache) is OnnxRuntimeBackend  # nothing fetched yet
 
     source = fake_runtime.write_fake_hbm(tmp_path / "r3d_18.hbm", str(tiny))  # absolute: the cache copies only the .hbm
-    cache.add_file("r3d_18", "hbm", source, "https://example.invalid/r3d_18.hbm", sha256_file(source), verified=False, official=True)
+    cache.add_file(
+        "r3d_18",
+        "hbm",
+        source,
+        "https://example.invalid/r3d_18.hbm",
+        sha256_file(source),
+        verified=False,
+        official=True,
+    )
     assert HbmBackend.default_model(_Spec, cache).name == "r3d_18.hbm"
     assert choose_backend(_Spec, "auto", None, backends, cache) is HbmBackend
     assert choose_backend(_Spec, "auto", tmp_path / "x.hbm", backends, cache) is HbmBackend
@@ -168,7 +190,15 @@ def test_run_uses_the_fetched_hbm_without_model_option(capsys, fake_runtime, tin
 
     source = fake_runtime.write_fake_hbm(tmp_path / "r3d_18.hbm", str(tiny))
     cache = ArtifactCache(load_config().cache_root())
-    cached = cache.add_file("r3d_18", "hbm", source, "https://example.invalid/r3d_18.hbm", sha256_file(source), verified=False, official=True)
+    cached = cache.add_file(
+        "r3d_18",
+        "hbm",
+        source,
+        "https://example.invalid/r3d_18.hbm",
+        sha256_file(source),
+        verified=False,
+        official=True,
+    )
     result = invoke(capsys, "run", "r3d_18", "-i", video, "--json")
     assert result.code == 0, result.err
     data = json.loads(result.out)

@@ -1,15 +1,16 @@
 """`zoo check`: a data-driven lint against known march constraints; the exit code says pass or fail."""
+
 from __future__ import annotations
 
 import json
 
 import onnx
 import pytest
+from onnx_models import pooling_graph, tiny_video_classifier
+from zoo_cli import invoke
 
 from modelzoo.core.board import march_rules
 from modelzoo.core.board.march_rules import Rule, check_model, register_rules
-from onnx_models import pooling_graph, tiny_video_classifier
-from zoo_cli import invoke
 
 
 @pytest.fixture
@@ -41,12 +42,15 @@ def test_check_json(capsys, tiny):
     assert finding["fix"]
 
 
-@pytest.mark.parametrize("op_type, attrs", [
-    ("AveragePool", {"kernel_shape": [1, 2, 2]}),
-    ("MaxPool", {"kernel_shape": [1, 2, 2]}),
-    ("GlobalMaxPool", {}),
-    ("GlobalAveragePool", {}),
-])
+@pytest.mark.parametrize(
+    "op_type, attrs",
+    [
+        ("AveragePool", {"kernel_shape": [1, 2, 2]}),
+        ("MaxPool", {"kernel_shape": [1, 2, 2]}),
+        ("GlobalMaxPool", {}),
+        ("GlobalAveragePool", {}),
+    ],
+)
 def test_every_5d_pooling_op_is_reported_with_node_and_fix(op_type, attrs):
     (finding,) = check_model(pooling_graph(op_type, 5, **attrs), "nash-e")
     assert finding.node == f"{op_type.lower()}_node" and finding.op_type == op_type and finding.rank == 5
@@ -80,7 +84,9 @@ def test_the_table_is_extensible(monkeypatch, capsys, tiny):
     assert [f["node"] for f in json.loads(result.out)["findings"]] == ["fc"]
 
     register_rules("nash-e", Rule(op_types=("Relu",), rank=5, message="pretend", fix="pretend"))
-    nodes = [f["node"] for f in json.loads(invoke(capsys, "check", "r3d_18", "--model", tiny, "--json").out)["findings"]]
+    nodes = [
+        f["node"] for f in json.loads(invoke(capsys, "check", "r3d_18", "--model", tiny, "--json").out)["findings"]
+    ]
     assert nodes == ["relu", "avgpool"]  # graph order
 
 

@@ -1,11 +1,11 @@
 """`zoo perf`: hrt_model_exec-style rows (threads, frames, total/average latency, FPS) with any backend."""
+
 from __future__ import annotations
 
 import json
 import sys
 
 import pytest
-
 from onnx_models import FAKES, tiny_video_classifier, zoo_onnx
 from zoo_cli import invoke
 
@@ -36,7 +36,10 @@ def test_perf_full_r3d18_on_onnxruntime(capsys, reference_model, tmp_path):
 
     published = data["published"]
     assert [(p["threads"], p["avg_latency_ms"], p["fps"]) for p in published] == [
-        (1, 182.68, 5.47), (2, 182.93, 10.82), (4, 185.03, 21.07), (8, 249.19, 30.74),
+        (1, 182.68, 5.47),
+        (2, 182.93, 10.82),
+        (4, 185.03, 21.07),
+        (8, 249.19, 30.74),
     ]
     assert all(p["published"] and p["device"] == "RDK S100" for p in published)
 
@@ -64,7 +67,9 @@ def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
     tiny = tiny_video_classifier(tmp_path / "tiny.onnx")
     hbm = hbm_runtime.write_fake_hbm(tmp_path / "tiny.hbm", tiny.name)
     try:
-        result = invoke(capsys, "perf", "r3d_18", "--model", hbm, "--threads", "1,2", "--frames", "4", "--json", "--priority", "5")
+        result = invoke(
+            capsys, "perf", "r3d_18", "--model", hbm, "--threads", "1,2", "--frames", "4", "--json", "--priority", "5"
+        )
     finally:
         sys.modules.pop("hbm_runtime", None)
     assert result.code == 0, result.err

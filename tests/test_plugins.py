@@ -1,4 +1,5 @@
 """Third-party plugins: real distributions with entry points, found, listed, run, and isolated when broken."""
+
 from __future__ import annotations
 
 import json
@@ -10,17 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fake_dist import write_distribution
+from zoo_cli import zoo
+
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION
 from modelzoo.core.contract.registry import get_registry, reset_registry
-from zoo_cli import zoo
 
 LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 # A complete third-party model plugin: a 4-frame 8x8 clip in, five classes out. It uses the
 # core's video preprocessing and Top-k, as a real plugin would.
-FAKE_PLUGIN = '''
+FAKE_PLUGIN = """
 from pathlib import Path
 
 from modelzoo import ModelSpec, TensorSpec, VideoPreprocessing, hookimpl
@@ -56,18 +57,29 @@ def zoo_postprocess(spec, logits, top_k):
     from modelzoo.core.tasks.classification import top_k_predictions
 
     return top_k_predictions(logits, spec.labels, top_k)
-'''
+"""
 
 # logits = channel means @ W; the means (2, 0.5, 0) of CLIP give logits (2, 0.5, 0, 2.5, 0).
 W = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 1, 0], [0, 0, 1, 0, -1]], np.float32)
 CHANNEL_MEANS = np.array([2.0, 0.5, 0.0], np.float32)
 
 
-def install_fake(site: Path, dist="fakezoo-plugin", package="fakezoo_plugin", entry="fake", model="fake",
-                 body=None, version=HOOKSPEC_VERSION, dist_version="0.1") -> None:
+def install_fake(
+    site: Path,
+    dist="fakezoo-plugin",
+    package="fakezoo_plugin",
+    entry="fake",
+    model="fake",
+    body=None,
+    version=HOOKSPEC_VERSION,
+    dist_version="0.1",
+) -> None:
     source = textwrap.dedent(body) if body is not None else FAKE_PLUGIN.format(version=version, model=model)
     write_distribution(
-        site, dist, dist_version, {entry: package},
+        site,
+        dist,
+        dist_version,
+        {entry: package},
         {f"{package}/__init__.py": source, f"{package}/labels.txt": "\n".join(LABELS) + "\n"},
     )
 
@@ -127,7 +139,6 @@ def clip_file(tmp_path) -> Path:
     path = tmp_path / "x.npy"
     np.save(path, clip.astype(np.float32))
     return path
-
 
 
 def plugins_json(capsys) -> dict:
@@ -204,9 +215,23 @@ def test_fake_plugin_installed_on_pythonpath_works_in_a_fresh_process(tmp_path, 
     env = {**os.environ, "PYTHONPATH": str(site), "ZOO_HOME": str(tmp_path / "home")}
     env.pop("ZOO_PLUGINS", None)
     run = subprocess.run(
-        [sys.executable, "-m", "modelzoo", "run", "fake", "--input", str(clip_file),
-         "--model", str(tiny_onnx(tmp_path / "tiny.onnx")), "--json"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "modelzoo",
+            "run",
+            "fake",
+            "--input",
+            str(clip_file),
+            "--model",
+            str(tiny_onnx(tmp_path / "tiny.onnx")),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["predictions"][0]["label"] == "delta"
@@ -247,8 +272,13 @@ BROKEN = {
 
 def install_broken(site: Path) -> None:
     for name, body in BROKEN.items():
-        install_fake(site, dist=f"{name}-plugin", package=f"{name}_plugin", entry=name,
-                     body=textwrap.dedent(body).format(version=HOOKSPEC_VERSION, model=name))
+        install_fake(
+            site,
+            dist=f"{name}-plugin",
+            package=f"{name}_plugin",
+            entry=name,
+            body=textwrap.dedent(body).format(version=HOOKSPEC_VERSION, model=name),
+        )
     raising = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="badpre").replace(
         "    return preprocess_video_classification(", '    raise ValueError("decoder exploded")\n    return ('
     )
@@ -301,7 +331,7 @@ def test_broken_plugins_are_not_fatal_for_other_models(site, capsys, clip_file, 
 
 
 def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
-    newer = '''
+    newer = """
         from modelzoo import hookimpl
         ZOO_HOOKSPEC_VERSION = {version}
 
@@ -316,11 +346,21 @@ def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
         @hookimpl
         def zoo_select_backend(spec, requested, model_path, backends, cache):
             raise AssertionError("must not be called")
-    '''
-    install_fake(site, dist="newer-plugin", package="newer_plugin", entry="newer",
-                 body=newer.format(version=HOOKSPEC_VERSION + 1))
-    install_fake(site, dist="unversioned-plugin", package="unversioned_plugin", entry="unversioned",
-                 body=newer.replace("ZOO_HOOKSPEC_VERSION = {version}", ""))
+    """
+    install_fake(
+        site,
+        dist="newer-plugin",
+        package="newer_plugin",
+        entry="newer",
+        body=newer.format(version=HOOKSPEC_VERSION + 1),
+    )
+    install_fake(
+        site,
+        dist="unversioned-plugin",
+        package="unversioned_plugin",
+        entry="unversioned",
+        body=newer.replace("ZOO_HOOKSPEC_VERSION = {version}", ""),
+    )
     plugins = plugins_json(capsys)
     assert plugins["newer"]["error"] == (
         f"targets hook-spec version {HOOKSPEC_VERSION + 1}, this zoo provides {HOOKSPEC_VERSION}; "
@@ -363,8 +403,7 @@ def listed(capsys) -> tuple:
 )
 def test_zoo_plugins_env_limits_which_plugins_load(site, capsys, monkeypatch, value, expected):
     install_fake(site)
-    install_fake(site, dist="badimport-plugin", package="badimport_plugin", entry="badimport",
-                 body=BROKEN["badimport"])
+    install_fake(site, dist="badimport-plugin", package="badimport_plugin", entry="badimport", body=BROKEN["badimport"])
     if value is not None:
         monkeypatch.setenv("ZOO_PLUGINS", value)
     names, err = listed(capsys)

@@ -1,12 +1,13 @@
 """The Python API users and plugin authors import: modelzoo and modelzoo.plugin."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from videos import write_video
 
 import modelzoo
-from videos import write_video
 
 
 def test_get_models_and_unknown_model():
@@ -41,4 +42,6 @@ def test_plugin_toolkit_is_light_and_complete():
         "assert not missing, missing\n"
         "print('ok')"
     )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"
+    )

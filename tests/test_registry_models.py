@@ -2,6 +2,7 @@
 
 Models are collected from the registry (`modelzoo.get_models()`), not listed by hand.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,9 +1,9 @@
 """`zoo run` end to end: a random-weight R3D-18 checkpoint, converted without torch, agrees with torch."""
+
 import json
 
 import numpy as np
 import pytest
-
 from videos import write_video
 from zoo_cli import invoke
 
@@ -25,7 +25,20 @@ def torch_probabilities(model, clips):
 
 
 def test_run_matches_torch_for_the_same_weights(capsys, tmp_path, video, r3d18_checkpoint, reference_model):
-    result = invoke(capsys, "run", "r3d_18", "--input", video, "--weights", r3d18_checkpoint, "--clips", "2", "--json", "--threads", "2")
+    result = invoke(
+        capsys,
+        "run",
+        "r3d_18",
+        "--input",
+        video,
+        "--weights",
+        r3d18_checkpoint,
+        "--clips",
+        "2",
+        "--json",
+        "--threads",
+        "2",
+    )
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert set(data) >= {"model", "input", "backend", "clips", "predictions", "timing_ms"}
@@ -33,7 +46,9 @@ def test_run_matches_torch_for_the_same_weights(capsys, tmp_path, video, r3d18_c
     assert set(data["timing_ms"]) >= {"decode", "preprocess", "inference"}
     assert "custom weights" in result.err  # a random checkpoint is never labelled official
 
-    assert invoke(capsys, "preprocess", "r3d_18", "--input", video, "-o", tmp_path / "clip.npy", "--clips", "2").code == 0
+    assert (
+        invoke(capsys, "preprocess", "r3d_18", "--input", video, "-o", tmp_path / "clip.npy", "--clips", "2").code == 0
+    )
     expected = torch_probabilities(reference_model("r3d_18"), np.load(tmp_path / "clip.npy"))
     top5 = np.argsort(-expected)[:5]
     assert [p["class_id"] for p in data["predictions"]] == top5.tolist()

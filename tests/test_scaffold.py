@@ -1,4 +1,5 @@
 """`zoo new-plugin`: the scaffold installs offline, is listed at once, and says which hook to fill in."""
+
 from __future__ import annotations
 
 import ast
@@ -9,11 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from onnx_models import tiny_video_classifier
-from modelzoo.core.contract import hookspecs
 from zoo_cli import zoo
 
+from modelzoo.core.contract import hookspecs
 
 
 def shell(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:
@@ -30,12 +30,27 @@ def installed(tmp_path_factory):
     root = tmp_path_factory.mktemp("scaffold")
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_PLUGINS", "ZOO_CONFIG")}
     env.update(ZOO_HOME=str(root / "home"), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    made = shell([sys.executable, "-m", "modelzoo", "new-plugin", "my_model", "-o", root / "zoo-my-model", "--json"], env, root)
+    made = shell(
+        [sys.executable, "-m", "modelzoo", "new-plugin", "my_model", "-o", root / "zoo-my-model", "--json"], env, root
+    )
     assert made.returncode == 0, made.stderr
     target = root / "site"
     pip = shell(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target", target, root / "zoo-my-model"],
-        env, root, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "--target",
+            target,
+            root / "zoo-my-model",
+        ],
+        env,
+        root,
+        timeout=300,
     )
     assert pip.returncode == 0, pip.stderr
     env["PYTHONPATH"] = str(target)
@@ -70,7 +85,11 @@ def test_zoo_run_on_the_scaffold_names_the_hook_to_fill_in(installed):
     clip = installed["root"] / "clip.npy"
     np.save(clip, np.zeros((3, 16, 112, 112), np.float32))
     model = tiny_video_classifier(installed["root"] / "tiny.onnx")
-    run = shell([sys.executable, "-m", "modelzoo", "run", "my_model", "--input", clip, "--model", model], installed["env"], installed["root"])
+    run = shell(
+        [sys.executable, "-m", "modelzoo", "run", "my_model", "--input", clip, "--model", model],
+        installed["env"],
+        installed["root"],
+    )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
@@ -79,7 +98,9 @@ def test_zoo_run_on_the_scaffold_names_the_hook_to_fill_in(installed):
 
 def test_the_scaffolds_own_tests_are_its_to_do_list(installed):
     tests = shell(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], installed["env"], installed["project"]
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        installed["env"],
+        installed["project"],
     )
     summary = tests.stdout.strip().splitlines()[-1]
     assert "2 failed, 1 passed" in summary, tests.stdout

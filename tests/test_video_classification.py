@@ -1,13 +1,14 @@
 """zoo's preprocessing equals an independent torch computation of torchvision's VideoClassification preset."""
+
 import math
 
 import numpy as np
 import pytest
-
-from modelzoo.core.inputs.inputs import open_input
-from modelzoo.core.contract.spec import VideoPreprocessing
-from modelzoo.core.tasks.video_classification import preprocess_video_classification
 from videos import decode_all, write_video
+
+from modelzoo.core.contract.spec import VideoPreprocessing
+from modelzoo.core.inputs.inputs import open_input
+from modelzoo.core.tasks.video_classification import preprocess_video_classification
 
 torch = pytest.importorskip("torch")
 
@@ -32,7 +33,9 @@ def preset_indices(num_frames, fps, clips):
 def torchvision_preset(frames_rgb):
     """T×H×W×3 uint8 -> 3×T×112×112: resize 128×171 bilinear (no antialias), crop, /255, normalize."""
     video = torch.from_numpy(np.stack(frames_rgb)).permute(0, 3, 1, 2).float()
-    video = torch.nn.functional.interpolate(video, size=(128, 171), mode="bilinear", align_corners=False, antialias=False)
+    video = torch.nn.functional.interpolate(
+        video, size=(128, 171), mode="bilinear", align_corners=False, antialias=False
+    )
     video = video.round().clamp(0, 255).to(torch.uint8)
     video = video[:, :, 8 : 8 + 112, 30 : 30 + 112].float() / 255.0
     return ((video.permute(1, 0, 2, 3) - MEAN) / STD).numpy()

@@ -1,4 +1,5 @@
 """The R3D-family ONNX builder against an independent torch implementation of torchvision's models."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ def random_state_dict(arch: str, num_classes: int = 400, seed: int = 0) -> dict[
             state_dict[key] = rng.normal(0.0, 0.1, shape).astype(np.float32)
         else:
             fan_in = int(np.prod(shape[1:]))
-            state_dict[key] = (rng.standard_normal(shape, dtype=np.float32) * np.float32((1 / fan_in) ** 0.5))
+            state_dict[key] = rng.standard_normal(shape, dtype=np.float32) * np.float32((1 / fan_in) ** 0.5)
     return state_dict
 
 

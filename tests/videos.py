@@ -1,4 +1,5 @@
 """Synthetic test videos written with OpenCV, with frame content that identifies the frame."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ def frame_content(index: int, height: int, width: int) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def write_video(path: Path, frames: int, fps: float, size=(160, 120), codec: str = "FFV1", content=frame_content) -> Path:
+def write_video(
+    path: Path, frames: int, fps: float, size=(160, 120), codec: str = "FFV1", content=frame_content
+) -> Path:
     """Write `frames` frames at `fps`; FFV1 is lossless, so decoded frames equal what was written."""
     import cv2
 

@@ -1,4 +1,5 @@
 """Drive the `zoo` CLI in-process through its real entry point, as a user's shell would."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

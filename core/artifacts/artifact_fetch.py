@@ -1,5 +1,6 @@
 """Getting a model's artifacts into the cache, and deciding what they are: official (the published
 hash, or its published prefix), verified (checked against any known hash), or custom."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,8 +68,14 @@ def fetch_artifact(
                 f"{artifact.sha256_prefix}; the file is not the official one. {hint[0].upper()}{hint[1:]}"
             )
         return cache.add_file(
-            spec.name, artifact.name, staged, source, observed,
-            verified=bool(prefix_ok), official=official or bool(prefix_ok), move=True,
+            spec.name,
+            artifact.name,
+            staged,
+            source,
+            observed,
+            verified=bool(prefix_ok),
+            official=official or bool(prefix_ok),
+            move=True,
         )
 
 
@@ -82,7 +89,9 @@ def import_local(spec, artifact, cache: ArtifactCache, path) -> tuple:
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; pass the path of a downloaded {artifact.name} file")
     actual = sha256_file(path)
-    official = (artifact.sha256 is not None and actual == artifact.sha256.lower()) or bool(_matches_prefix(artifact, actual))
+    official = (artifact.sha256 is not None and actual == artifact.sha256.lower()) or bool(
+        _matches_prefix(artifact, actual)
+    )
     hit = cache.find_by_sha(spec.name, actual)
     if hit is not None and hit.artifact == artifact.name and hit.official == official:
         return hit, official  # imported before: already checked and copied

@@ -1,4 +1,5 @@
 """From a model name to a runnable file: fetch or import the weights, convert once, reuse the cache."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> We
         if custom is None:
             raise
         # custom weights are never used in place of the official ones unless asked for
-        raise DownloadError(f"{exc}. Custom weights are cached but used only when named: --weights {custom.path}") from None
+        raise DownloadError(
+            f"{exc}. Custom weights are cached but used only when named: --weights {custom.path}"
+        ) from None
     return Weights(cached.path, cached.sha256, cached.official)
 
 

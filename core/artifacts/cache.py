@@ -8,6 +8,7 @@
 A file counts as cached only once its manifest exists, and manifests are written last,
 so readers never see a half-written entry.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -129,9 +130,7 @@ class ArtifactCache:
     def find_by_url(self, model: str, artifact_name: str, url: str) -> CachedFile | None:
         """The newest cached file downloaded from `url`: how files without a published hash are found again."""
         matches = [
-            e
-            for e in self._primary_entries(model)
-            if e.artifact == artifact_name and e.url == url and e.path.is_file()
+            e for e in self._primary_entries(model) if e.artifact == artifact_name and e.url == url and e.path.is_file()
         ]
         return max(matches, key=lambda e: (e.created, _mtime(e.manifest_path)), default=None)
 
@@ -218,16 +217,30 @@ class ArtifactCache:
         with atomic_write(target) as handle:
             write_fn(handle)
         return self._record(
-            target, model, DERIVED, sha256_file(target), None,
-            verified=False, official=False, source_sha256=source_sha256.lower(),
+            target,
+            model,
+            DERIVED,
+            sha256_file(target),
+            None,
+            verified=False,
+            official=False,
+            source_sha256=source_sha256.lower(),
         )
 
     def _record(self, path: Path, model: str, artifact: str, sha256: str, url, **flags) -> CachedFile:
         """Write the manifest of a file now in place; it is only cached once this is written."""
         entry = CachedFile(
-            path=path, model=model, artifact=artifact, sha256=sha256, size=path.stat().st_size, url=url,
-            created=_now(), zoo_version=zoo_version(),
-            verified=bool(flags.pop("verified")), official=bool(flags.pop("official")), **flags,
+            path=path,
+            model=model,
+            artifact=artifact,
+            sha256=sha256,
+            size=path.stat().st_size,
+            url=url,
+            created=_now(),
+            zoo_version=zoo_version(),
+            verified=bool(flags.pop("verified")),
+            official=bool(flags.pop("official")),
+            **flags,
         )
         return self._write_manifest(entry)
 

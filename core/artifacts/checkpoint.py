@@ -4,6 +4,7 @@ A `.pth` file is a pickle, and unpickling runs whatever the file names. The unpi
 resolves only the handful of globals that rebuild tensors and ordered dicts; every other
 global is refused before anything is called.
 """
+
 from __future__ import annotations
 
 import collections
@@ -95,7 +96,9 @@ def _load_zip(path: Path) -> dict:
         except pickle.UnpicklingError as exc:
             raise CheckpointError(f"{path}: the pickle is malformed ({exc})") from None
         except Exception as exc:  # a crafted pickle can make allowed callables fail in many ways
-            raise CheckpointError(f"{path}: the pickle does not describe a state dict ({type(exc).__name__}: {exc})") from None
+            raise CheckpointError(
+                f"{path}: the pickle does not describe a state dict ({type(exc).__name__}: {exc})"
+            ) from None
     return _as_state_dict(obj, path)
 
 
@@ -147,7 +150,7 @@ class _TorchUnpickler(pickle.Unpickler):
             cached = self._storages[key] = self._read_storage(key, storage_type, numel)
         return cached
 
-    def _read_storage(self, key: str, storage_type: _StorageType, numel) -> "_Storage":
+    def _read_storage(self, key: str, storage_type: _StorageType, numel) -> _Storage:
         dtype = storage_type.dtype
         name = f"{self._prefix}/data/{key}"
         try:

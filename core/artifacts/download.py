@@ -4,6 +4,7 @@ A download goes to `<dest>.part`, resumes it with an HTTP Range request after a 
 connection, and is renamed to `<dest>` only after its sha256 matched. A file lock on
 `<dest>.lock` makes a second process wait and then reuse the first one's file.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -74,7 +75,7 @@ def download(
         lock.release()
 
 
-def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, reporter: "_Progress", hint: str) -> None:
+def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, reporter: _Progress, hint: str) -> None:
     failures = 0
     while True:
         before = _size(part)
@@ -100,7 +101,7 @@ def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, repo
             time.sleep(_BACKOFF * 2 ** (failures - 1))
 
 
-def _attempt(url: str, part: Path, timeout: float, reporter: "_Progress", hint: str) -> None:
+def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: str) -> None:
     """One request; on return `part` holds the whole body."""
     offset = _size(part)
     headers = {"User-Agent": f"modelzoo/{zoo_version()}"}
@@ -116,7 +117,9 @@ def _attempt(url: str, part: Path, timeout: float, reporter: "_Progress", hint: 
             raise _Retry("the server refused to resume (HTTP 416)") from None
         if exc.code >= 500 or exc.code in (408, 429):
             raise _Retry(f"the server answered HTTP {exc.code} {exc.reason}") from None
-        raise DownloadError(f"could not download {url}: the server answered HTTP {exc.code} {exc.reason}; {hint}") from None
+        raise DownloadError(
+            f"could not download {url}: the server answered HTTP {exc.code} {exc.reason}; {hint}"
+        ) from None
     with response:
         total = None
         mode = "wb"

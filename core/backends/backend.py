@@ -1,4 +1,5 @@
 """The Backend interface, and the built-in rule for choosing one."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -4,6 +4,7 @@ hbm_runtime ships with the board image; on a host it is missing, or its import r
 RuntimeError because the board libraries are absent. Both mean "no board here".
 Model, input and output names come from the runtime's metadata, never from assumptions.
 """
+
 from __future__ import annotations
 
 from modelzoo.core.backends.backend import Backend
@@ -83,14 +84,20 @@ class HbmBackend(Backend):
         try:
             self.runtime = runtime_module.HB_HBMRuntime(str(self.model_path))
         except Exception as exc:
-            raise BackendError(f"hbm_runtime cannot load {self.model_path}: {exc}; check that it is an .hbm for this board") from None
+            raise BackendError(
+                f"hbm_runtime cannot load {self.model_path}: {exc}; check that it is an .hbm for this board"
+            ) from None
         names = list(self.runtime.model_names)
         if len(names) != 1:
-            raise BackendError(f"{self.model_path.name} holds {len(names)} models ({', '.join(names)}); zoo runs single-model .hbm files")
+            raise BackendError(
+                f"{self.model_path.name} holds {len(names)} models ({', '.join(names)}); zoo runs single-model .hbm files"
+            )
         self.model_name = names[0]
         inputs = list(self.runtime.input_names[self.model_name])
         if len(inputs) != 1:
-            raise BackendError(f"{self.model_path.name} has {len(inputs)} inputs ({', '.join(inputs)}); this model takes one clip tensor")
+            raise BackendError(
+                f"{self.model_path.name} has {len(inputs)} inputs ({', '.join(inputs)}); this model takes one clip tensor"
+            )
         self.input_name = inputs[0]
         self.input_shape = tuple(int(d) for d in self.runtime.input_shapes[self.model_name][self.input_name])
         self.input_dtype = _name(self.runtime.input_dtypes[self.model_name][self.input_name])
@@ -103,7 +110,9 @@ class HbmBackend(Backend):
         # The first output is the logits: single-output classifiers are what the zoo compiles.
         self.output_name = list(self.runtime.output_names[self.model_name])[0]
         self.output_dtype = self.runtime.output_dtypes[self.model_name][self.output_name]
-        self.output_quant = (getattr(self.runtime, "output_quants", None) or {}).get(self.model_name, {}).get(self.output_name)
+        self.output_quant = (
+            (getattr(self.runtime, "output_quants", None) or {}).get(self.model_name, {}).get(self.output_name)
+        )
         self.run_options = {}
         if priority is not None:
             self.run_options["priority"] = int(priority)

@@ -1,4 +1,5 @@
 """onnxruntime on the CPU, or CUDA when that provider is installed."""
+
 from __future__ import annotations
 
 from modelzoo.core.backends.backend import Backend
@@ -30,7 +31,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(self.model_path), session_options, providers=self.providers)
         except Exception as exc:
-            raise BackendError(f"onnxruntime cannot load {self.model_path}: {exc}; check that it is a valid ONNX model") from None
+            raise BackendError(
+                f"onnxruntime cannot load {self.model_path}: {exc}; check that it is a valid ONNX model"
+            ) from None
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.input_shape = tuple(model_input.shape)

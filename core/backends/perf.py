@@ -5,6 +5,7 @@ total latency is the sum of per-frame latencies, average latency is that over fr
 frames over wall time (which `hrt_model_exec` prints as roughly threads x 1000 / average latency).
 All threads share one loaded model, as `hrt_model_exec perf --thread_num N` does.
 """
+
 from __future__ import annotations
 
 import threading
@@ -89,7 +90,9 @@ def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=Non
     )
 
 
-def run_perf(backend, input_shape: tuple, thread_counts, frames: int, *, warmup: int = 1, on_row=None, progress=None) -> list:
+def run_perf(
+    backend, input_shape: tuple, thread_counts, frames: int, *, warmup: int = 1, on_row=None, progress=None
+) -> list:
     """One PerfRow per thread count, after `warmup` untimed inferences (first-run allocations).
 
     `progress(threads)` may return a context manager with `update(1)`, shown while a row runs.
@@ -101,8 +104,10 @@ def run_perf(backend, input_shape: tuple, thread_counts, frames: int, *, warmup:
         backend.run(clip)
     rows = []
     for threads in thread_counts:
-        with (progress(int(threads)) if progress else contextlib.nullcontext()) as bar:
-            row = measure(backend, input_shape, int(threads), int(frames), on_frame=(lambda: bar.update(1)) if bar else None)
+        with progress(int(threads)) if progress else contextlib.nullcontext() as bar:
+            row = measure(
+                backend, input_shape, int(threads), int(frames), on_frame=(lambda: bar.update(1)) if bar else None
+            )
         rows.append(row)
         if on_row:
             on_row(row)

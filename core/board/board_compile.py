@@ -1,13 +1,14 @@
 """Preparing a model for the board toolchain: patch, lint, hb_compile config and calibration in a
 working directory, then (where hb_compile exists) compiling it. The CLI only prints the result."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelzoo.core.board import hb_compile
-from modelzoo.core.graph.equivalence import Equivalence
 from modelzoo.core.errors import ConversionError, PluginError, ToolchainError
+from modelzoo.core.graph.equivalence import Equivalence
 
 CONFIG_SECTIONS = ("model_parameters", "input_parameters", "calibration_parameters", "compiler_parameters")
 
@@ -64,8 +65,8 @@ def patch_model(registry, spec, model, march: str, *, verify: bool = True, threa
     """
     import onnx
 
-    from modelzoo.core.graph.equivalence import verify_equivalent
     from modelzoo.core.board.march_rules import rules_for
+    from modelzoo.core.graph.equivalence import verify_equivalent
 
     rules_for(march)  # an unknown march fails here, before any plugin runs
     patched = onnx.ModelProto()
@@ -84,8 +85,18 @@ def patch_model(registry, spec, model, march: str, *, verify: bool = True, threa
     return patched, PatchResult(changes, equivalence)
 
 
-def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_dir=None, count: int = 100,
-                    fast_perf: bool = False, log=None) -> CompilePlan:
+def prepare_compile(
+    registry,
+    spec,
+    model,
+    march: str,
+    workdir: Path,
+    *,
+    calib_dir=None,
+    count: int = 100,
+    fast_perf: bool = False,
+    log=None,
+) -> CompilePlan:
     """Patch and lint `model` (an onnx.ModelProto) for `march` and lay out WORKDIR for hb_compile."""
     from modelzoo.core.artifacts.artifacts import save_onnx
     from modelzoo.core.board.march_rules import check_model
@@ -105,8 +116,16 @@ def prepare_compile(registry, spec, model, march: str, workdir: Path, *, calib_d
     onnx_path = workdir / f"{spec.name}_{march}.onnx"
     save_onnx(patched, onnx_path)
     if fast_perf:
-        plan = CompilePlan(spec.name, march, workdir, onnx_path, result.changes,
-                           hb_compile.fast_perf_command(onnx_path.name, march), workdir, fast_perf=True)
+        plan = CompilePlan(
+            spec.name,
+            march,
+            workdir,
+            onnx_path,
+            result.changes,
+            hb_compile.fast_perf_command(onnx_path.name, march),
+            workdir,
+            fast_perf=True,
+        )
         if calib_dir:
             plan.warnings.append("--fast-perf calibrates with random data; --calib is not used")
         return plan

@@ -5,6 +5,7 @@ each .npy as one sample of that shape. So with K clips per video, the [K,...] te
 `zoo preprocess --clips K` writes is split into K single-clip files `<video>_clip<k>.npy`, each
 bitwise equal to one row of it; with one clip the file is `<video>.npy`, equal to the whole of it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,7 +13,21 @@ from pathlib import Path
 
 from modelzoo.core.errors import InputError, ZooError
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".npy"}
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ts",
+    ".npy",
+}
 
 
 @dataclass
@@ -65,14 +80,16 @@ def sample_names(source: Path, clips: int, taken: set) -> list:
         stem = f"{source.stem}-{n}"
 
 
-def write_calibration(registry, spec, inputs, out_dir, *, count: int = 100, clips: int = 1, on_source=None) -> CalibrationReport:
+def write_calibration(
+    registry, spec, inputs, out_dir, *, count: int = 100, clips: int = 1, on_source=None
+) -> CalibrationReport:
     """Preprocess sources into `out_dir` until `count` samples exist; bad sources are skipped, not fatal.
 
     `on_source(path, error_or_None)` is called after each source (for a progress bar).
     Raises InputError only when no sample at all could be written.
     """
-    from modelzoo.core.runner import prepare_input
     from modelzoo.core.inputs.tensor_file import save_npy
+    from modelzoo.core.runner import prepare_input
 
     out_dir = Path(out_dir)  # created by the first sample written, so a failed run leaves nothing
     report = CalibrationReport(out_dir=out_dir, count=count)

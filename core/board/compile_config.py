@@ -3,6 +3,7 @@
 Normalization stays on the host (norm_type no_preprocess), so the board model takes exactly the
 tensor `zoo preprocess` writes, and calibration data is that same tensor.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,11 @@ from pathlib import Path
 from modelzoo.core.errors import ConversionError
 
 # Keys whose values are file or directory paths, made relative to the config's folder when written.
-PATH_KEYS = {("model_parameters", "onnx_model"), ("model_parameters", "working_dir"), ("calibration_parameters", "cal_data_dir")}
+PATH_KEYS = {
+    ("model_parameters", "onnx_model"),
+    ("model_parameters", "working_dir"),
+    ("calibration_parameters", "cal_data_dir"),
+}
 
 
 def onnx_input(onnx_path) -> tuple:

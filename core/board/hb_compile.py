@@ -3,6 +3,7 @@
 hb_compile only exists inside the OpenExplorer environment; when it is not on PATH the zoo
 prepares everything and prints the command instead.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,7 +82,12 @@ def parse_cosine_table(text: str) -> list:
     found = []
     for i, line in enumerate(lines[:-1]):
         columns = _COLUMNS.split(line.strip())
-        if len(columns) < 2 or columns[1] != "Cosine Similarity" or not set(lines[i + 1].strip()) <= {"-"} or not lines[i + 1].strip():
+        if (
+            len(columns) < 2
+            or columns[1] != "Cosine Similarity"
+            or not set(lines[i + 1].strip()) <= {"-"}
+            or not lines[i + 1].strip()
+        ):
             continue
         rows = []
         for row_line in lines[i + 2 :]:
@@ -121,7 +127,9 @@ def snapshot(directory, pattern: str) -> dict:
     return {p: p.stat().st_mtime_ns for p in Path(directory).rglob(pattern) if p.is_file()}
 
 
-def run_hb_compile(command: list, cwd, working_dir, *, prefix: str | None = None, echo=None, require_hbm: bool = True) -> CompileResult:
+def run_hb_compile(
+    command: list, cwd, working_dir, *, prefix: str | None = None, echo=None, require_hbm: bool = True
+) -> CompileResult:
     """Run `command` in `cwd`, stream its output line by line to `echo` and to `cwd/hb_compile.zoo.log`.
 
     hb_compile writes its own hb_compile.log in cwd; the table is read from it when present,
@@ -138,8 +146,13 @@ def run_hb_compile(command: list, cwd, working_dir, *, prefix: str | None = None
     with open(stream_log, "w", encoding="utf-8") as log:
         try:
             process = subprocess.Popen(
-                [executable, *command[1:]], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, errors="replace", bufsize=1,
+                [executable, *command[1:]],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
             )
         except OSError as exc:
             raise ToolchainError(f"cannot start {executable}: {exc}") from exc

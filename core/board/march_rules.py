@@ -3,6 +3,7 @@
 The table is data so that plugins and users can extend it (`register_rules`) without touching
 the checker. A rule may name an automatic rewrite (a key of graph_patch.REWRITES) that fixes it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,9 +74,7 @@ def known_marches() -> list:
 
 def rules_for(march: str) -> list:
     if march not in MARCH_RULES:
-        raise ToolchainError(
-            f"unknown march {march!r}; known: {', '.join(known_marches())} (the RDK S100 is nash-e)"
-        )
+        raise ToolchainError(f"unknown march {march!r}; known: {', '.join(known_marches())} (the RDK S100 is nash-e)")
     return list(MARCH_RULES[march])
 
 
@@ -94,10 +93,14 @@ def check_model(model, march: str) -> list:
         rank = ranks.get(node.input[0]) if node.input else None
         name = node.name or f"#{index} ({node.output[0]})"
         if rank is None and any(node.op_type in r.op_types and r.rank is not None for r in rules):
-            findings.append(Finding(
-                name, node.op_type, f"its input rank is unknown, so {march} may reject it",
-                "export the model with static shapes so ONNX shape inference can tell the rank",
-            ))
+            findings.append(
+                Finding(
+                    name,
+                    node.op_type,
+                    f"its input rank is unknown, so {march} may reject it",
+                    "export the model with static shapes so ONNX shape inference can tell the rank",
+                )
+            )
             continue
         for rule in rules:
             if rule.matches(node.op_type, rank):

@@ -3,6 +3,7 @@
 Per-model hooks (preprocess, postprocess, build_onnx, compile_config) are called only on the
 plugin that registered the model. zoo_patch_graph is called on every plugin, in order.
 """
+
 from __future__ import annotations
 
 import pluggy

@@ -1,4 +1,5 @@
 """The one plugin manager: loads entry-point plugins once, isolates their failures, indexes models."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,7 +54,7 @@ class Registry:
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------
-    def load(self) -> "Registry":
+    def load(self) -> Registry:
         """Load the built-in plugin and every entry point once; later calls are no-ops."""
         with self._lock:
             if self._loaded:
@@ -157,9 +158,11 @@ class Registry:
         """Apply every plugin's graph patch: tryfirst ones, then in load order, then trylast; return what changed."""
         changes = []
         impls = self.pm.hook.zoo_patch_graph.get_hookimpls()  # registration order within each group
-        ordered = [i for i in impls if i.tryfirst] + [i for i in impls if not (i.tryfirst or i.trylast)] + [
-            i for i in impls if i.trylast
-        ]
+        ordered = (
+            [i for i in impls if i.tryfirst]
+            + [i for i in impls if not (i.tryfirst or i.trylast)]
+            + [i for i in impls if i.trylast]
+        )
         for impl in ordered:
             with _blamed_on(impl.plugin_name, "zoo_patch_graph"):
                 changes.extend(impl.function(spec=spec, model=model, march=march) or [])

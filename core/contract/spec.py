@@ -1,4 +1,5 @@
 """Model metadata as data: what a plugin declares, and what preprocessing is derived from."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -95,9 +96,7 @@ class ModelSpec:
     @cached_property
     def labels(self) -> tuple:
         return tuple(
-            line.strip()
-            for line in Path(self.labels_file).read_text(encoding="utf-8").splitlines()
-            if line.strip()
+            line.strip() for line in Path(self.labels_file).read_text(encoding="utf-8").splitlines() if line.strip()
         )
 
     @property

@@ -1,5 +1,6 @@
 """The proof that a rewritten ONNX graph computes what the original did: both run in onnxruntime
 on the same random input, and the outputs must agree within float tolerance."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,15 @@ class Equivalence:
         }
 
 
-def verify_equivalent(original, patched, *, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None, input_shape: tuple | None = None) -> Equivalence:
+def verify_equivalent(
+    original,
+    patched,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    threads: int | None = None,
+    input_shape: tuple | None = None,
+) -> Equivalence:
     """Run both graphs in onnxruntime on the same random input; raise ConversionError if any output differs.
 
     The bound is max |a - b| <= tolerance * max |a| over all outputs (absolute when the outputs are all 0).
@@ -45,7 +54,9 @@ def verify_equivalent(original, patched, *, tolerance: float = DEFAULT_TOLERANCE
     rng = np.random.default_rng(seed)
     feeds = {}
     for index, arg in enumerate(first.get_inputs()):
-        wanted = input_shape if index == 0 and input_shape and len(input_shape) == len(arg.shape) else (1,) * len(arg.shape)
+        wanted = (
+            input_shape if index == 0 and input_shape and len(input_shape) == len(arg.shape) else (1,) * len(arg.shape)
+        )
         shape = [d if isinstance(d, int) and d > 0 else int(w) for d, w in zip(arg.shape, wanted)]
         dtype = _numpy_dtype(arg.type)
         feeds[arg.name] = rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)

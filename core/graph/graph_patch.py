@@ -3,12 +3,13 @@
 The S100 toolchain rejects 5-D GlobalAveragePool; the published fix is a ReduceMean over the
 pooled axes with keepdims=1, which has the same output shape, so every consumer stays valid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelzoo.core.errors import ConversionError
 from modelzoo.core.board.march_rules import rules_for
+from modelzoo.core.errors import ConversionError
 from modelzoo.core.graph.onnx_shapes import opset_version, tensor_ranks
 
 # Global pooling op -> the reduction that computes the same thing over all spatial axes.
@@ -68,7 +69,9 @@ def replace_global_pooling(model, ranks: tuple = (5,)) -> list:
             model.graph.initializer.append(numpy_helper.from_array(np.array(axes, dtype=np.int64), axes_name))
             replacement = helper.make_node(new_op, [node.input[0], axes_name], list(node.output), name=name, keepdims=1)
         else:
-            replacement = helper.make_node(new_op, [node.input[0]], list(node.output), name=name, axes=list(axes), keepdims=1)
+            replacement = helper.make_node(
+                new_op, [node.input[0]], list(node.output), name=name, axes=list(axes), keepdims=1
+            )
         replacement.doc_string = f"replaces {old_op} {node.name!r} (modelzoo graph patch)"
         node.CopyFrom(replacement)  # same position in the topologically sorted node list
         changes.append(Change(name, old_op, new_op, rank, axes))

@@ -2,6 +2,7 @@
 
 Heavy module (numpy, onnx): import it lazily from CLI code paths.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -117,8 +118,12 @@ class GraphBuilder:
         if bias is not None:
             inputs.append(self.initializer(f"{name}.bias", bias.astype(np.float32, copy=False)))
         return self.node(
-            "Conv", inputs, name,
-            kernel_shape=list(weight.shape[2:]), strides=list(stride), pads=pads,
+            "Conv",
+            inputs,
+            name,
+            kernel_shape=list(weight.shape[2:]),
+            strides=list(stride),
+            pads=pads,
         )
 
     def relu(self, x: str, name: str) -> str:

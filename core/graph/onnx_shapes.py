@@ -1,4 +1,5 @@
 """What an ONNX graph says about its tensors: opset and ranks, inferred where not declared."""
+
 from __future__ import annotations
 
 from modelzoo.core.errors import ConversionError
@@ -9,7 +10,9 @@ def opset_version(model, domain: str = "") -> int:
     for entry in model.opset_import:
         if entry.domain in (domain, "ai.onnx" if domain == "" else domain):
             return int(entry.version)
-    raise ConversionError(f"the model imports no opset for domain {domain or 'ai.onnx'!r}; it is not a valid ONNX model")
+    raise ConversionError(
+        f"the model imports no opset for domain {domain or 'ai.onnx'!r}; it is not a valid ONNX model"
+    )
 
 
 def tensor_ranks(model) -> dict:
@@ -26,7 +29,9 @@ def tensor_ranks(model) -> dict:
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
         except Exception as exc:  # without ranks no pooling node can be judged: say so rather than guess
-            raise ConversionError(f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker") from exc
+            raise ConversionError(
+                f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker"
+            ) from exc
         ranks.update(_declared_ranks(inferred.graph))
     return ranks
 

@@ -1,4 +1,5 @@
 """Which frames a clip uses: torchvision's fps resampling and evenly spaced clip starts."""
+
 from __future__ import annotations
 
 import math

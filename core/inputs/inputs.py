@@ -1,4 +1,5 @@
 """What the user passed as --input: a video file, raw RGB frames, or an already preprocessed clip."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,7 +55,12 @@ def _open_npy(path: Path, input_shape: tuple) -> InputSource:
         return InputSource(path=path, frames=array)
     if array.dtype == np.float32 and array.shape == clip_shape:
         return InputSource(path=path, tensor=_finite(path, array[None]))
-    if array.dtype == np.float32 and array.ndim == len(clip_shape) + 1 and array.shape[1:] == clip_shape and array.shape[0] >= 1:
+    if (
+        array.dtype == np.float32
+        and array.ndim == len(clip_shape) + 1
+        and array.shape[1:] == clip_shape
+        and array.shape[0] >= 1
+    ):
         return InputSource(path=path, tensor=_finite(path, array))
     wanted = "x".join(map(str, clip_shape))
     raise InputError(

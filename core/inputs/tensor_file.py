@@ -1,4 +1,5 @@
 """Saving model-input tensors as .npy, atomically."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Decoding video with OpenCV: forward only, keeping just the frames a caller asks for."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Top-k classification results: softmax per clip, averaged over clips."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,6 +32,8 @@ def top_k_predictions(logits, labels, top_k: int) -> list:
     if len(labels) != probs.shape[0]:
         from modelzoo.core.errors import PluginError
 
-        raise PluginError(f"the model has {probs.shape[0]} outputs but {len(labels)} labels; the model file does not match")
+        raise PluginError(
+            f"the model has {probs.shape[0]} outputs but {len(labels)} labels; the model file does not match"
+        )
     order = np.argsort(-probs, kind="stable")[: max(1, top_k)]
     return [Prediction(int(i), labels[i], float(probs[i])) for i in order]

@@ -1,12 +1,13 @@
 """The torchvision VideoClassification preset: sampled clips, resize, center crop, normalize."""
+
 from __future__ import annotations
 
 import time
 
-from modelzoo.core.inputs.clips import clip_frame_indices, resample_indices
-from modelzoo.core.errors import InputError
-from modelzoo.core.inputs.inputs import InputSource
 from modelzoo.core.contract.spec import VideoPreprocessing
+from modelzoo.core.errors import InputError
+from modelzoo.core.inputs.clips import clip_frame_indices, resample_indices
+from modelzoo.core.inputs.inputs import InputSource
 
 
 def frame_transform(pre: VideoPreprocessing, from_bgr: bool):

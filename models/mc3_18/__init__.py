@@ -3,6 +3,7 @@
 3x3x3 convolutions in the stem and layer1, 2-D (1x3x3) ones above, so time is never
 downsampled. Same preprocessing and labels as r3d_18; everything heavy lives in the core.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,9 @@ SPEC = kinetics400_spec(
     description="Mixed-convolution (MC3) ResNet-18 trained on Kinetics-400 (torchvision weights KINETICS400_V1)",
     labels_file=str(Path(__file__).with_name("kinetics400_labels.txt")),
     # Only the file name's 8-hex prefix of the sha256 is published (torch.hub convention).
-    artifacts=(Artifact("weights", "https://download.pytorch.org/models/mc3_18-a90a0ba3.pth", sha256_prefix="a90a0ba3"),),
+    artifacts=(
+        Artifact("weights", "https://download.pytorch.org/models/mc3_18-a90a0ba3.pth", sha256_prefix="a90a0ba3"),
+    ),
     acc1=63.96,
     acc5=84.13,
     params=11_695_440,

@@ -3,6 +3,7 @@
 Every 3x3x3 convolution is split into a 1x3x3 spatial and a 3x1x1 temporal one. Same
 preprocessing and labels as r3d_18; everything heavy lives in the core.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,9 @@ SPEC = kinetics400_spec(
     description="R(2+1)D ResNet-18 trained on Kinetics-400 (torchvision weights KINETICS400_V1)",
     labels_file=str(Path(__file__).with_name("kinetics400_labels.txt")),
     # Only the file name's 8-hex prefix of the sha256 is published (torch.hub convention).
-    artifacts=(Artifact("weights", "https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth", sha256_prefix="91a641e6"),),
+    artifacts=(
+        Artifact("weights", "https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth", sha256_prefix="91a641e6"),
+    ),
     acc1=67.463,
     acc5=86.175,
     params=31_505_325,

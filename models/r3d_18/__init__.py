@@ -2,6 +2,7 @@
 
 Importing this module is cheap: the specification is data, and each hook imports what it needs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,12 +1,13 @@
 """zoo patch / check / calib / compile / perf: taking a model to the RDK S100 board, one verb per stage."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.options import board_scheduling, scheduling_options
+from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.session import pass_session
 
 DEFAULT_MARCH = "nash-e"
@@ -36,19 +37,28 @@ def _describe_findings(findings) -> str:
 
 
 def _march_option(function):
-    return click.option("--march", default=DEFAULT_MARCH, show_default=True, help="Board architecture (RDK S100: nash-e).")(function)
+    return click.option(
+        "--march", default=DEFAULT_MARCH, show_default=True, help="Board architecture (RDK S100: nash-e)."
+    )(function)
 
 
 def _model_options(function):
     function = click.option("--weights", help="Local checkpoint to convert instead of the official weights.")(function)
-    return click.option("--model", "model_path", help="Start from this .onnx instead of the converted weights.")(function)
+    return click.option("--model", "model_path", help="Start from this .onnx instead of the converted weights.")(
+        function
+    )
 
 
 @click.command()
 @click.argument("model")
 @_model_options
 @_march_option
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Where to write the patched .onnx (default MODEL_MARCH.onnx).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Where to write the patched .onnx (default MODEL_MARCH.onnx).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def patch(session, model, model_path, weights, march, output, as_json):
@@ -64,8 +74,16 @@ def patch(session, model, model_path, weights, march, output, as_json):
     save_onnx(patched, target)
     remaining = check_model(patched, march)
     if as_json:
-        emit_json({"model": spec.name, "march": march, "input": str(source), "output": str(target),
-                   **result.to_dict(), "remaining": [f.to_dict() for f in remaining]})
+        emit_json(
+            {
+                "model": spec.name,
+                "march": march,
+                "input": str(source),
+                "output": str(target),
+                **result.to_dict(),
+                "remaining": [f.to_dict() for f in remaining],
+            }
+        )
         return
     if not result.changes:
         click.echo(f"nothing to change for {march} in {source.name}; wrote an unchanged copy to {target}")
@@ -99,8 +117,15 @@ def check(session, model, model_path, weights, march, as_json):
     source = _source_onnx(session, spec, model_path, weights)
     findings = check_model(load_onnx(source), march)
     if as_json:
-        emit_json({"model": spec.name, "march": march, "input": str(source), "ok": not findings,
-                   "findings": [f.to_dict() for f in findings]})
+        emit_json(
+            {
+                "model": spec.name,
+                "march": march,
+                "input": str(source),
+                "ok": not findings,
+                "findings": [f.to_dict() for f in findings],
+            }
+        )
     elif findings:
         click.echo(f"{source.name}: {len(findings)} node(s) violate known {march} constraints")
         click.echo(_describe_findings(findings))
@@ -113,10 +138,22 @@ def check(session, model, model_path, weights, march, as_json):
 @click.command()
 @click.argument("model")
 @click.argument("more_inputs", metavar="[INPUT]...", nargs=-1)
-@click.option("--input", "-i", "inputs", multiple=True, help="Video file or directory of videos (repeatable; more may follow as arguments).")
-@click.option("--output", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the .npy files.")
-@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True, help="Stop after this many samples.")
-@click.option("--clips", type=click.IntRange(min=1), default=1, show_default=True, help="Clips per video, one .npy each.")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    help="Video file or directory of videos (repeatable; more may follow as arguments).",
+)
+@click.option(
+    "--output", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the .npy files."
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=100, show_default=True, help="Stop after this many samples."
+)
+@click.option(
+    "--clips", type=click.IntRange(min=1), default=1, show_default=True, help="Clips per video, one .npy each."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
@@ -134,7 +171,9 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
         def advanced(_source, _error):
             bar.update(1)
 
-        report = write_calibration(session.registry, spec, sources, out_dir, count=count, clips=clips, on_source=advanced)
+        report = write_calibration(
+            session.registry, spec, sources, out_dir, count=count, clips=clips, on_source=advanced
+        )
     if as_json:
         emit_json({"model": spec.name, **report.to_dict()})
     else:
@@ -145,19 +184,36 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     for source, reason in report.skipped:
         notice(f"skipped {source}: {reason}")
     if len(report.written) < count:
-        notice(f"note: {len(report.written)} of --count {count} samples; hb_compile calibrates best with about 100 from videos like the deployment data")
+        notice(
+            f"note: {len(report.written)} of --count {count} samples; hb_compile calibrates best with about 100 from videos like the deployment data"
+        )
     if report.stale:
-        notice(f"note: {report.out_dir} also holds {len(report.stale)} other .npy file(s); hb_compile will read them too")
+        notice(
+            f"note: {report.out_dir} also holds {len(report.stale)} other .npy file(s); hb_compile will read them too"
+        )
 
 
 @click.command("compile")
 @click.argument("model")
 @_model_options
 @_march_option
-@click.option("--calib", "calib_dir", type=click.Path(file_okay=False), help="Calibration .npy files (from `zoo calib`) or videos.")
-@click.option("--output", "-o", "workdir", type=click.Path(file_okay=False), help="Working directory (default MODEL_MARCH).")
+@click.option(
+    "--calib",
+    "calib_dir",
+    type=click.Path(file_okay=False),
+    help="Calibration .npy files (from `zoo calib`) or videos.",
+)
+@click.option(
+    "--output", "-o", "workdir", type=click.Path(file_okay=False), help="Working directory (default MODEL_MARCH)."
+)
 @click.option("--fast-perf", is_flag=True, help="Only hb_compile's quick performance estimate (random calibration).")
-@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True, help="Samples to take when --calib holds videos.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Samples to take when --calib holds videos.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def compile_model(session, model, model_path, weights, march, calib_dir, workdir, fast_perf, count, as_json):
@@ -165,16 +221,23 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
 
     Without hb_compile (outside the OpenExplorer environment) it prints the command to run there.
     """
-    from modelzoo.core.board import hb_compile
     from modelzoo.core.artifacts.artifacts import load_onnx
+    from modelzoo.core.board import hb_compile
     from modelzoo.core.board.board_compile import prepare_compile, run_compile
 
     spec = session.registry.get_model(model)
     workdir = Path(workdir or f"{spec.name}_{march}")
     source = _source_onnx(session, spec, model_path, weights)
     plan = prepare_compile(
-        session.registry, spec, load_onnx(source), march, workdir,
-        calib_dir=calib_dir, count=count, fast_perf=fast_perf, log=notice,
+        session.registry,
+        spec,
+        load_onnx(source),
+        march,
+        workdir,
+        calib_dir=calib_dir,
+        count=count,
+        fast_perf=fast_perf,
+        log=notice,
     )
     for change in plan.changes:
         notice(f"patched {change}")
@@ -206,15 +269,22 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
         notice(f"note: no cosine-similarity table recognised in {compiled.log_path}; read the log for accuracy")
     if compiled.cosine:
         click.echo("cosine similarity, float vs quantized model:")
-        click.echo(table(
-            ["output", "cosine similarity", *compiled.cosine[0].metrics],
-            [[r.output, f"{r.cosine_similarity:.6f}", *(f"{v:.6f}" for v in r.metrics.values())] for r in compiled.cosine],
-        ))
+        click.echo(
+            table(
+                ["output", "cosine similarity", *compiled.cosine[0].metrics],
+                [
+                    [r.output, f"{r.cosine_similarity:.6f}", *(f"{v:.6f}" for v in r.metrics.values())]
+                    for r in compiled.cosine
+                ],
+            )
+        )
 
 
 def _echo_prepared(data: dict) -> None:
     click.echo(f"{data['model']} for {data['march']} in {data['workdir']}")
-    click.echo(f"  model:       {data['onnx']}" + (f" ({len(data['changes'])} node(s) patched)" if data["changes"] else ""))
+    click.echo(
+        f"  model:       {data['onnx']}" + (f" ({len(data['changes'])} node(s) patched)" if data["changes"] else "")
+    )
     if data["config"]:
         click.echo(f"  config:      {data['config']}")
     if data["calibration"]:
@@ -226,8 +296,21 @@ def _echo_prepared(data: dict) -> None:
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
 @click.option("--model", "model_path", help="Measure this model file (.onnx, or .hbm on the board).")
 @click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
-@click.option("--threads", "thread_counts", default="1,2,4,8", show_default=True, callback=_parse_threads, help="Thread counts, one row each.")
-@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True, help="Frames per row, shared by the threads.")
+@click.option(
+    "--threads",
+    "thread_counts",
+    default="1,2,4,8",
+    show_default=True,
+    callback=_parse_threads,
+    help="Thread counts, one row each.",
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Frames per row, shared by the threads.",
+)
 @board_scheduling
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
@@ -239,34 +322,68 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
     spec = session.registry.get_model(model)
     options = scheduling_options(priority, bpu_cores)
     backend_cls = pick_backend(
-        session.registry, spec, session.config, session.cache,
-        backend=backend, model_path=model_path, weights=weights, options=options, log=notice,
+        session.registry,
+        spec,
+        session.config,
+        session.cache,
+        backend=backend,
+        model_path=model_path,
+        weights=weights,
+        options=options,
+        log=notice,
     )
     model_file = resolve_model_file(
-        session.registry, spec, backend_cls, session.config, session.cache, model_path=model_path, weights=weights, log=notice
+        session.registry,
+        spec,
+        backend_cls,
+        session.config,
+        session.cache,
+        model_path=model_path,
+        weights=weights,
+        log=notice,
     )
     runner = backend_cls(model_file, threads=session.config.threads, **options)
     notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
     rows = run_perf(
-        runner, spec.input.shape, thread_counts, frames,
+        runner,
+        spec.input.shape,
+        thread_counts,
+        frames,
         progress=lambda threads: progress(frames, f"{threads} thread(s)"),
         on_row=lambda r: notice(f"  {r.threads} thread(s): {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS"),
     )
     published = published_rows(spec)
     shape = [1, *spec.input.shape[1:]]
     if as_json:
-        emit_json({"model": spec.name, "backend": runner.describe(), "model_file": str(model_file), "input_shape": shape,
-                   "rows": [r.to_dict() for r in rows], "published": published})
+        emit_json(
+            {
+                "model": spec.name,
+                "backend": runner.describe(),
+                "model_file": str(model_file),
+                "input_shape": shape,
+                "rows": [r.to_dict() for r in rows],
+                "published": published,
+            }
+        )
         return
     click.echo(f"{spec.name} perf: {runner.describe()}, {model_file.name}, random float32 input {shape}")
-    click.echo(table(
-        ["threads", "total frames", "total latency ms", "average latency ms", "FPS"],
-        [[r.threads, r.frames, f"{r.total_latency_ms:.2f}", f"{r.avg_latency_ms:.2f}", f"{r.fps:.2f}"] for r in rows],
-    ))
+    click.echo(
+        table(
+            ["threads", "total frames", "total latency ms", "average latency ms", "FPS"],
+            [
+                [r.threads, r.frames, f"{r.total_latency_ms:.2f}", f"{r.avg_latency_ms:.2f}", f"{r.fps:.2f}"]
+                for r in rows
+            ],
+        )
+    )
     if published:
         first = published[0]
-        click.echo(f"\npublished {first['device']} ({first['march']}) figures, for reference, not measured here ({first['source']}):")
-        click.echo(table(
-            ["threads", "average latency ms", "FPS"],
-            [[p["threads"], f"{p['avg_latency_ms']:.2f}", f"{p['fps']:.2f}"] for p in published],
-        ))
+        click.echo(
+            f"\npublished {first['device']} ({first['march']}) figures, for reference, not measured here ({first['source']}):"
+        )
+        click.echo(
+            table(
+                ["threads", "average latency ms", "FPS"],
+                [[p["threads"], f"{p['avg_latency_ms']:.2f}", f"{p['fps']:.2f}"] for p in published],
+            )
+        )

@@ -1,4 +1,5 @@
 """zoo cache list / verify / clean / path: see and manage the downloaded and converted files."""
+
 from __future__ import annotations
 
 import click
@@ -73,7 +74,9 @@ def clean(session, model, yes, as_json):
             confirmed = click.confirm(f"delete {what} ({_megabytes(size)}) from {store.root}?", err=True)
         except click.Abort:  # no one to answer (stdin closed)
             notice("")  # end the unanswered prompt's line
-            raise CacheError(f"nothing deleted: cannot ask for confirmation here; pass --yes to delete {what}") from None
+            raise CacheError(
+                f"nothing deleted: cannot ask for confirmation here; pass --yes to delete {what}"
+            ) from None
         if not confirmed:
             notice("nothing deleted")
             return

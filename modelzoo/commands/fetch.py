@@ -1,4 +1,5 @@
 """zoo fetch: put a model's published files (or the user's own copy) into the cache."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,7 +48,12 @@ def fetch(session, model, local_file, hbm, as_json):
         sha256 = override.weights_sha256 if override else None
         events = []
         cached = fetch_artifact(
-            spec, artifact, cache, url=url, sha256=sha256, progress=not as_json,
+            spec,
+            artifact,
+            cache,
+            url=url,
+            sha256=sha256,
+            progress=not as_json,
             on_download=lambda: events.append("downloaded"),
         )
         status = events[0] if events else "cached"
@@ -65,4 +71,3 @@ def fetch(session, model, local_file, hbm, as_json):
     check = "sha256 verified" if cached.verified else "sha256 not verified"
     click.echo(f"{spec.name} {name}: {status}, {label}, {check}")
     click.echo(f"  {cached.path} ({cached.size / 1e6:.1f} MB, sha256 {cached.sha256})")
-

@@ -1,4 +1,5 @@
 """zoo list / info / plugins: what is installed, what runs here, what is cached."""
+
 from __future__ import annotations
 
 import click
@@ -90,8 +91,12 @@ def info(session, model, as_json):
         return
     click.echo(f"{spec.name}: {spec.description}")
     click.echo(f"  task       {spec.task}   family {spec.family or '-'}   plugin {spec.plugin}")
-    click.echo(f"  input      {spec.input.name} {spec.input.dtype}[{','.join(map(str, spec.input.shape))}] {spec.input.layout}")
-    click.echo(f"  output     {spec.output.name} {spec.output.dtype}[{','.join(map(str, spec.output.shape))}], {len(spec.labels)} labels")
+    click.echo(
+        f"  input      {spec.input.name} {spec.input.dtype}[{','.join(map(str, spec.input.shape))}] {spec.input.layout}"
+    )
+    click.echo(
+        f"  output     {spec.output.name} {spec.output.dtype}[{','.join(map(str, spec.output.shape))}], {len(spec.labels)} labels"
+    )
     pre = spec.preprocessing
     click.echo(
         f"  preprocess {pre.clip_len} frames at {pre.target_fps or 'native'} fps, resize {pre.resize[0]}x{pre.resize[1]} "
@@ -104,11 +109,18 @@ def info(session, model, as_json):
     click.echo("\nartifacts:")
     for artifact in data["artifacts"]:
         click.echo(f"  {artifact['name']}: {artifact['url']}")
-        published = artifact["sha256"] or (f"prefix {artifact['sha256_prefix']}…" if artifact.get("sha256_prefix") else "not published")
+        published = artifact["sha256"] or (
+            f"prefix {artifact['sha256_prefix']}…" if artifact.get("sha256_prefix") else "not published"
+        )
         click.echo(f"    sha256 {published}   cached {artifact['cached_path'] or 'no'}")
     if spec.metrics:
         click.echo("\nreference accuracy:")
-        click.echo(table(["metric", "value", "dataset", "protocol"], [[m.name, m.value, m.dataset, m.protocol] for m in spec.metrics]))
+        click.echo(
+            table(
+                ["metric", "value", "dataset", "protocol"],
+                [[m.name, m.value, m.dataset, m.protocol] for m in spec.metrics],
+            )
+        )
     if spec.board_perf:
         click.echo("\npublished board performance (not measured here):")
         click.echo(
@@ -133,7 +145,13 @@ def plugins(session, as_json):
         table(
             ["plugin", "version", "models", "hooks", "status"],
             [
-                [i.name, i.version or "-", ",".join(i.models) or "-", ",".join(h.removeprefix("zoo_") for h in i.hooks) or "-", f"error: {i.error}" if i.error else "ok"]
+                [
+                    i.name,
+                    i.version or "-",
+                    ",".join(i.models) or "-",
+                    ",".join(h.removeprefix("zoo_") for h in i.hooks) or "-",
+                    f"error: {i.error}" if i.error else "ok",
+                ]
                 for i in infos
             ],
         )

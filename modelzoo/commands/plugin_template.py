@@ -3,9 +3,10 @@
 Kept as strings (not package data) so the scaffold cannot drift from an installed copy.
 The plugin module must define every hook in core/contract/hookspecs.py; tests check that.
 """
+
 from __future__ import annotations
 
-PYPROJECT = '''\
+PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=64"]
 build-backend = "setuptools.build_meta"
@@ -29,7 +30,7 @@ packages = ["$package"]
 
 [tool.setuptools.package-data]
 $package = ["labels.txt"]
-'''
+"""
 
 MODULE = '''\
 """$name: a modelzoo model plugin, scaffolded by `zoo new-plugin`.
@@ -142,10 +143,10 @@ def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
     )
 '''
 
-LABELS = '''\
+LABELS = """\
 TODO: label of class 0
 TODO: label of class 1
-'''
+"""
 
 TEST = '''\
 """Tests for the $name plugin. They fail until its hooks are filled in: that is the to-do list.
@@ -181,7 +182,7 @@ def test_postprocess_ranks_the_largest_logit_first():
     assert best.label == spec.labels[-1]
 '''
 
-README = '''\
+README = """\
 # $dist
 
 A modelzoo model plugin providing `$name`, scaffolded by `zoo new-plugin`.
@@ -192,4 +193,4 @@ A modelzoo model plugin providing `$name`, scaffolded by `zoo new-plugin`.
     pytest tests             # the to-do list, as tests
 
 Fill in `SPEC` and every hook in `$package/__init__.py` that raises NotFilledIn.
-'''
+"""

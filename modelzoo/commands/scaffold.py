@@ -1,4 +1,5 @@
 """zoo new-plugin: scaffold a model plugin distribution that installs and is listed at once."""
+
 from __future__ import annotations
 
 import os
@@ -75,7 +76,9 @@ def _check_name(_ctx, _param, value: str) -> str:
 
 @click.command("new-plugin")
 @click.argument("name", callback=_check_name)
-@click.option("--output", "-o", "output", type=click.Path(file_okay=False), help="Directory to create (default ./zoo-NAME).")
+@click.option(
+    "--output", "-o", "output", type=click.Path(file_okay=False), help="Directory to create (default ./zoo-NAME)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def new_plugin(name, output, as_json):
     """Scaffold a model plugin NAME: pyproject with the entry point, every hook, and a test."""
@@ -87,4 +90,6 @@ def new_plugin(name, output, as_json):
     click.echo(f"created plugin {name!r} in {target}/:")
     for relative in files:
         click.echo(f"  {relative}")
-    click.echo(f"next: pip install -e {target}, then `zoo list`; `zoo run {name} --input VIDEO --model MODEL.onnx` names the first hook to fill in")
+    click.echo(
+        f"next: pip install -e {target}, then `zoo list`; `zoo run {name} --input VIDEO --model MODEL.onnx` names the first hook to fill in"
+    )

@@ -10,6 +10,7 @@ it would complain, and leaves what the real tool leaves:
       ./model_output/<model stem>.hbm.
 Exit code 1 with a message on any problem. FAKE_HB_COMPILE_FAIL=1 makes it fail on purpose.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,9 @@ def full(config_path: Path) -> None:
         for path in files:
             array = np.load(path)
             if array.dtype != np.dtype(cal_p["cal_data_type"]) or array.shape != shape:
-                fail(f"calibration file {path} is {array.dtype} {array.shape}, expected {cal_p['cal_data_type']} {shape}")
+                fail(
+                    f"calibration file {path} is {array.dtype} {array.shape}, expected {cal_p['cal_data_type']} {shape}"
+                )
         print(f"INFO calibration with {len(files)} samples", flush=True)
     out = Path(model_p["working_dir"])
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ the logits are computed by onnxruntime from it, so results are real numbers, the
 as the JSON says. Set FAKE_HBM_RUNTIME_IMPORT_ERROR=1 to make the import raise RuntimeError,
 as the real package does on a machine without the board libraries.
 """
+
 from __future__ import annotations
 
 import enum
@@ -167,7 +168,9 @@ class HB_HBMRuntime:  # noqa: N801 (the real class name)
                 raise ValueError(f"model {name} takes inputs {[model.input_name]}, got {sorted(tensors)}")
             x = tensors[model.input_name]
             if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-                raise ValueError(f"input {model.input_name} must be float32 ndarray, got {getattr(x, 'dtype', type(x))}")
+                raise ValueError(
+                    f"input {model.input_name} must be float32 ndarray, got {getattr(x, 'dtype', type(x))}"
+                )
             if tuple(x.shape) != model.input_shape:
                 raise ValueError(f"input {model.input_name} must have shape {model.input_shape}, got {tuple(x.shape)}")
             results[name] = {model.output_name: model.infer(x)}
@@ -179,7 +182,7 @@ class HB_HBMRuntime:  # noqa: N801 (the real class name)
         if isinstance(inputs, np.ndarray):
             if len(self._models) != 1:
                 raise ValueError("a bare array needs a single-model runtime")
-            (name, model), = self._models.items()
+            ((name, model),) = self._models.items()
             return {name: {model.input_name: inputs}}
         if not isinstance(inputs, dict):
             raise ValueError(f"run() takes an ndarray or a dict, got {type(inputs).__name__}")
@@ -205,9 +208,20 @@ def _check_cores(value) -> list:
     return list(value)
 
 
-def write_fake_hbm(path, onnx_name: str, *, model_name: str = "r3d_18", input_name: str = "video_in",
-                   output_name: str = "scores", input_shape=(1, 3, 16, 112, 112), output_shape=(1, 400),
-                   output_dtype: str = "F32", scale=None, zero_point=0, axis: int = 1) -> Path:
+def write_fake_hbm(
+    path,
+    onnx_name: str,
+    *,
+    model_name: str = "r3d_18",
+    input_name: str = "video_in",
+    output_name: str = "scores",
+    input_shape=(1, 3, 16, 112, 112),
+    output_shape=(1, 400),
+    output_dtype: str = "F32",
+    scale=None,
+    zero_point=0,
+    axis: int = 1,
+) -> Path:
     """Write a fake .hbm (JSON) that runs `onnx_name` (relative to the .hbm's folder)."""
     doc = {
         "magic": MAGIC,
