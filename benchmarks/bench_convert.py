@@ -19,7 +19,7 @@ import time
 import numpy as np
 from random_weights import random_state_dict
 
-from modelzoo.core.video_resnet import ARCHITECTURES, build_video_resnet
+from modelzoo.models.video_resnet.architecture import ARCHITECTURES, build_video_resnet
 
 TIME_BUDGET_S = 5.0
 MEMORY_BUDGET_MB = 1024.0

@@ -28,7 +28,7 @@ ZOO = [sys.executable, "-m", "modelzoo"]
 
 
 def make_model(path: Path) -> None:
-    from modelzoo.core.video_resnet import build_video_resnet
+    from modelzoo.models.video_resnet.architecture import build_video_resnet
 
     path.write_bytes(build_video_resnet(random_state_dict("r3d_18"), "r3d_18").SerializeToString())
 
@@ -134,7 +134,7 @@ def main() -> None:
                         "-c",
                         "import sys; sys.argv=['zoo'," + ",".join(repr(a) for a in command[3:]) + "]\n"
                         "from modelzoo.cli import main\ntry: main()\nexcept SystemExit: pass\n"
-                        "print([m for m in ('onnxruntime','cv2','onnx','numpy','modelzoo.core.video_resnet') if m in sys.modules], file=sys.stderr)",
+                        "print([m for m in ('onnxruntime','cv2','onnx','numpy','modelzoo.models.video_resnet.architecture') if m in sys.modules], file=sys.stderr)",
                     ],
                     capture_output=True,
                     text=True,

@@ -7,7 +7,7 @@ import numpy as np
 
 def random_state_dict(arch: str = "r3d_18", scale: float = 0.05) -> dict:
     """{key: float32 array} with the official checkpoint's keys and shapes; BatchNorm variances positive."""
-    from modelzoo.core.video_resnet import expected_keys
+    from modelzoo.models.video_resnet.architecture import expected_keys
 
     rng = np.random.default_rng(0)
     state = {}

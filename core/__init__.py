@@ -1,3 +1,3 @@
-"""The core: registry, hook specifications, config, input handling, cache, backends, runner, the board
-toolchain steps, and building blocks that model plugins share (the video ResNet family's builder and
-hooks). It never imports a plugin; plugins import it through `modelzoo.plugin`."""
+"""The core, one subpackage per concern: contract (hooks, registry, Model, Task, spec), inputs, tasks,
+artifacts, graph, backends, board. It never imports a plugin and names no model, family or dataset;
+plugins import it through `modelzoo.plugin`."""

@@ -1,19 +1,23 @@
-"""Writing files so that readers see the old file or the whole new one, never half of it."""
+"""Writing files so that readers see the old file or the whole new one, never half of it.
+
+The hidden temp files of writes in progress are listed in a registry, so that a signal handler can
+remove them with `remove_temporary_files()` before the process exits.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 from modelzoo.core.errors import OutputError
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_live: set[str] = set()  # this process's temp files not yet renamed or removed
+# Reentrant: a signal handler runs on the main thread, possibly while that thread holds the lock.
+_live_lock = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -26,11 +30,10 @@ def atomic_write(path, mode: str = "wb"):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _create_temp(path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror}; choose another location") from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -42,3 +45,44 @@ def atomic_write(path, mode: str = "wb"):
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose another location") from None
         raise
+    finally:
+        # after the rename: removing a name that no longer exists is harmless, a leftover temp file is not
+        with _live_lock:
+            _live.discard(tmp)
+
+
+def remove_temporary_files() -> list[Path]:
+    """Remove the temp files of this process's unfinished atomic writes; returns those removed.
+
+    For a signal handler before exit: the target files keep their old contents.
+    """
+    with _live_lock:
+        pending = sorted(_live)
+        _live.clear()
+    removed = []
+    for name in pending:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+            removed.append(Path(name))
+    return removed
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """Open a new hidden file beside `path`, registered before it exists so no signal can orphan it."""
+    for _ in range(100):
+        tmp = str(path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp"))
+        with _live_lock:
+            _live.add(tmp)
+        try:
+            # Mode 0666 lets the kernel apply the umask at creation, so it is never read or changed here
+            # (os.umask is process-wide: setting it to read it races with other threads creating files).
+            return os.open(tmp, _OPEN_FLAGS, 0o666), tmp
+        except FileExistsError:
+            pass
+        except BaseException:
+            with _live_lock:
+                _live.discard(tmp)
+            raise
+        with _live_lock:
+            _live.discard(tmp)
+    raise FileExistsError(errno.EEXIST, "no free name for a temporary file")

@@ -1,4 +1,5 @@
-"""The core's own plugin: built-in backends and the default backend choice, via the same hooks."""
+"""The core's own plugin: the built-in tasks, backends and marches, and the default backend choice,
+through the same hooks as any other plugin."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ from modelzoo.core.backends.backend import choose_backend
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 
 ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
+
+
+@hookimpl
+def zoo_register_tasks(register):
+    from modelzoo.core.tasks.image_classification import ImageClassificationTask
+    from modelzoo.core.tasks.video_classification import VideoClassificationTask
+
+    register(VideoClassificationTask())
+    register(ImageClassificationTask())
 
 
 @hookimpl
@@ -17,6 +27,13 @@ def zoo_register_backends(register):
     register(HbmBackend)
 
 
+@hookimpl
+def zoo_register_marches(register):
+    from modelzoo.core.board.march_rules import nash_e
+
+    register(nash_e())
+
+
 @hookimpl(trylast=True)
-def zoo_select_backend(spec, requested, model_path, backends, cache):
-    return choose_backend(spec, requested, model_path, backends, cache)
+def zoo_select_backend(model, requested, model_path, backends, cache):
+    return choose_backend(model, requested, model_path, backends, cache)

@@ -14,9 +14,10 @@ HOME_ENV = "ZOO_HOME"
 # key -> expected type; a dict is a nested section. Defaults live in the dataclasses below.
 _MODEL_SCHEMA = {
     "weights": {"url": str, "sha256": str},
-    "clips": int,
-    "top_k": int,
 }
+# Any other per-model key is a run option of the model's task (clips, top_k, conf, ...): a scalar
+# here, checked against the task's declared type when the model runs.
+_OPTION_TYPES = (int, float, str, bool)
 _SCHEMA = {
     "cache_dir": str,
     "default_backend": str,
@@ -29,8 +30,15 @@ _SCHEMA = {
 class ModelConfig:
     weights_url: str | None = None
     weights_sha256: str | None = None
-    clips: int | None = None
-    top_k: int | None = None
+    options: dict = field(default_factory=dict)  # the task's run options, by name
+
+    @property
+    def clips(self) -> int | None:
+        return self.options.get("clips")
+
+    @property
+    def top_k(self) -> int | None:
+        return self.options.get("top_k")
 
 
 @dataclass(frozen=True)
@@ -126,19 +134,25 @@ def parse_config(text: str, path: Path) -> Config:
         settings = settings or {}
         if not isinstance(settings, dict):
             fail(("models", name), "must be a mapping")
-        _check_section(settings, _MODEL_SCHEMA, ("models", name), fail)
+        _check_section({k: v for k, v in settings.items() if k in _MODEL_SCHEMA}, _MODEL_SCHEMA, ("models", name), fail)
+        options = {k: v for k, v in settings.items() if k not in _MODEL_SCHEMA}
+        for key, value in options.items():
+            if value is not None and not isinstance(value, _OPTION_TYPES):
+                fail(("models", name, key), f"must be a number, text or true/false, not {type(value).__name__}")
         weights = settings.get("weights") or {}
         sha = weights.get("sha256")
         if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)):
             fail(("models", name, "weights", "sha256"), "must be 64 hexadecimal digits")
-        for key in ("clips", "top_k"):
-            if settings.get(key) is not None and settings[key] < 1:
+        for key in ("clips", "top_k"):  # the built-in tasks' counts, checked early for a line number
+            value = options.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                fail(("models", name, key), f"must be int, not {type(value).__name__}")
+            if value is not None and value < 1:
                 fail(("models", name, key), "must be at least 1")
         models[name] = ModelConfig(
             weights_url=weights.get("url"),
             weights_sha256=sha.lower() if sha else None,
-            clips=settings.get("clips"),
-            top_k=settings.get("top_k"),
+            options={k: v for k, v in options.items() if v is not None},
         )
     threads = data.get("threads")
     if threads is not None and threads < 1:

@@ -1,4 +1,5 @@
-"""The main.py-style pipeline: input -> preprocess -> backend -> Top-k, with timings."""
+"""The main.py-style pipeline, for every task: input -> model.preprocess -> backend -> model.postprocess,
+with timings. The CLI's `zoo run` and the Python API's `Model.predict` both come through here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 from modelzoo.core.artifacts.artifacts import converted_onnx, existing_model_file
 from modelzoo.core.backends.backend import ignored_options
-from modelzoo.core.errors import BackendError, PluginError
-from modelzoo.core.inputs.inputs import open_input
+from modelzoo.core.contract.registry import blamed_on
+from modelzoo.core.errors import BackendError, InputError, PluginError
 
 
 @dataclass
@@ -19,63 +20,99 @@ class RunRequest:
     input: str
     model_path: str | None = None
     weights: str | None = None
-    clips: int | None = None
-    top_k: int | None = None
     backend: str | None = None
     threads: int | None = None
+    options: dict = field(default_factory=dict)  # the task's options given on the command line (None = not given)
     backend_options: dict = field(default_factory=dict)
 
 
 @dataclass
 class RunResult:
+    """One input's result: the task's Result plus where and how it ran. `to_dict()` is `zoo run --json`."""
+
     model: str
     input: str
     backend: str
-    clips: int
-    predictions: list
+    result: object  # the task's Result
     timing_ms: dict
     model_file: str
     warnings: list = field(default_factory=list)
+
+    def __getattr__(self, name):
+        # result.predictions, result.clips, ...: the task's fields read as the run's own
+        if name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
 
     def to_dict(self) -> dict:
         return {
             "model": self.model,
             "input": self.input,
             "backend": self.backend,
-            "clips": self.clips,
-            "predictions": [p.to_dict() for p in self.predictions],
+            **self.result.to_dict(),
             "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
             "model_file": self.model_file,
             "warnings": self.warnings,
         }
 
 
-def prepare_input(registry, spec, input_path, clips: int):
-    """Open and preprocess an input exactly as `run` does; returns (tensor, source)."""
-    source = open_input(input_path, spec.input.shape)
-    return preprocess_source(registry, spec, source, clips), source
+def task_options(registry, model, config, given: dict | None = None) -> dict:
+    """The task's options for `model`: given ones (not None), else zoo.yaml's per-model section, else defaults.
+
+    A given option the task does not use is refused: it would be silently ignored otherwise.
+    """
+    task = registry.task_of(model)
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    unused = sorted(set(given) - task.option_names())
+    if unused:
+        names = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise InputError(f"{names} does not apply to {model.name} ({task.name}); it takes: {_option_list(task)}")
+    model_config = config.model(model.name)
+    where = f"{config.path or 'zoo.yaml'}: models.{model.name}"
+    configured = {k: v for k, v in model_config.options.items() if k in task.option_names()}
+    return task.resolve_options(given, configured, where)
 
 
-def preprocess_source(registry, spec, source, clips: int):
-    """The plugin's preprocessing, checked against the spec's input."""
-    tensor = registry.model_hook(spec, "zoo_preprocess")(source=source, clips=clips)
+def _option_list(task) -> str:
+    return ", ".join("--" + o.name.replace("_", "-") for o in task.options) or "no options"
+
+
+def open_source(registry, model, input_path):
+    """Check and classify the input file for the model's task: the first step of every run."""
+    with blamed_on(model.plugin, f"opening the input for {model.name}"):
+        return registry.task_of(model).open_input(input_path, model.spec)
+
+
+def preprocess_source(model, source, options: dict):
+    """The model's preprocessing, checked against the spec's input."""
+    spec = model.spec
+    with blamed_on(spec.plugin, f"preprocess for {spec.name}"):
+        tensor = model.preprocess(source, options)
     if tensor is None:
-        raise PluginError(f"plugin {spec.plugin!r} has no zoo_preprocess for {spec.name}")
+        raise PluginError(f"plugin {spec.plugin!r} returned no tensor from preprocess for {spec.name}")
     expected = tuple(spec.input.shape[1:])
-    if tuple(tensor.shape[1:]) != expected or str(tensor.dtype) != spec.input.dtype:
+    if tuple(getattr(tensor, "shape", ())[1:]) != expected or str(getattr(tensor, "dtype", "")) != spec.input.dtype:
         raise PluginError(
-            f"plugin {spec.plugin!r} produced {tensor.dtype} {list(tensor.shape)} for {spec.name}, "
-            f"expected {spec.input.dtype} [K, {', '.join(map(str, expected))}]"
+            f"plugin {spec.plugin!r} produced {getattr(tensor, 'dtype', '?')} {list(getattr(tensor, 'shape', []))} "
+            f"for {spec.name}, expected {spec.input.dtype} [K, {', '.join(map(str, expected))}]"
         )
     return tensor
 
 
-def pick_backend(registry, spec, config, cache, *, backend=None, model_path=None, weights=None, options=None, log=None):
+def prepare_input(registry, model, input_path, options: dict):
+    """Open and preprocess an input exactly as `run` does; returns (tensor, source)."""
+    source = open_source(registry, model, input_path)
+    return preprocess_source(model, source, options), source
+
+
+def pick_backend(
+    registry, model, config, cache, *, backend=None, model_path=None, weights=None, options=None, log=None
+):
     """The Backend class for --backend (or zoo.yaml's default_backend), warning about options it ignores."""
     requested = backend or config.default_backend
     try:
         backend_cls = registry.select_backend(
-            spec, requested, model_path, cache, from_weights=bool(weights and not model_path)
+            model, requested, model_path, cache, from_weights=bool(weights and not model_path)
         )
     except BackendError as exc:
         if backend is None and config.path is not None and requested != "auto":
@@ -87,62 +124,77 @@ def pick_backend(registry, spec, config, cache, *, backend=None, model_path=None
     return backend_cls
 
 
-def resolve_model_file(registry, spec, backend_cls, config, cache, *, model_path=None, weights=None, log=None) -> Path:
+def resolve_model_file(registry, model, backend_cls, config, cache, *, model_path=None, weights=None, log=None) -> Path:
     """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights."""
     if model_path:
         return existing_model_file(model_path)
-    default = None if weights else backend_cls.default_model(spec, cache)
+    default = None if weights else backend_cls.default_model(model, cache)
     if default is not None:
         return Path(default)
-    return converted_onnx(spec, registry, config, cache, weights, log)[0]
+    return converted_onnx(model, registry, config, cache, weights, log)[0]
 
 
-def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
-    spec = registry.get_model(request.model)
-    model_config = config.model(spec.name)
-    clips = request.clips or model_config.clips or 1
-    top_k = request.top_k or model_config.top_k or 5
+def load_backend(backend_cls, model_file: Path, model, cache, *, threads=None, **backend_options):
+    """Load `model_file`; a cached file that fails to load is named as such, with the way out."""
+    try:
+        return backend_cls(model_file, threads=threads, model=model, **backend_options)
+    except BackendError as exc:
+        if cache is not None and Path(cache.root).resolve() in Path(model_file).resolve().parents:
+            raise BackendError(
+                f"{exc}. It is a cached file: check it with `zoo cache verify`, remove it with "
+                f"`zoo cache clean {model.name}`, and run again"
+            ) from None
+        raise
+
+
+def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> RunResult:
+    """One input through the whole pipeline. `loaded` may hold a backend already loaded for this
+    (model file, backend, threads) from an earlier call, which is then reused (and filled in)."""
+    model = registry.get_model(request.model)
+    options = task_options(registry, model, config, request.options)
     threads = request.threads or config.threads
     backend_cls = pick_backend(
-        registry,
-        spec,
-        config,
-        cache,
-        backend=request.backend,
-        model_path=request.model_path,
-        weights=request.weights,
-        options=request.backend_options,
-        log=log,
-    )
-    source = open_input(request.input, spec.input.shape)  # a missing file fails before any download
+        registry, model, config, cache, backend=request.backend, model_path=request.model_path,
+        weights=request.weights, options=request.backend_options, log=log,
+    )  # fmt: skip
+    source = open_source(registry, model, request.input)  # a bad input fails before any download
     model_file = resolve_model_file(
-        registry, spec, backend_cls, config, cache, model_path=request.model_path, weights=request.weights, log=log
+        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights, log=log
     )
+    key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
+    cached = loaded.get(key) if loaded is not None else None
 
-    # Loading the model and decoding the video do not depend on each other: overlap them.
+    # Loading the model and decoding the input do not depend on each other: overlap them.
     # numpy is imported here first: its extension module cannot be initialised by two threads at once.
     import numpy  # noqa: F401
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-load") as pool:
-        loading = pool.submit(_timed, backend_cls, model_file, threads=threads, **request.backend_options)
+        loading = None
+        if cached is None:
+            loading = pool.submit(
+                _timed, load_backend, backend_cls, model_file, model, cache, threads=threads, **request.backend_options
+            )
         started = time.perf_counter()
-        tensor = preprocess_source(registry, spec, source, clips)
+        tensor = preprocess_source(model, source, options)
         prepared_ms = (time.perf_counter() - started) * 1000
-        backend, load_ms = _loaded(loading, model_file, cache, spec)
-    if source.tensor is not None and request.clips and request.clips != tensor.shape[0]:
+        backend, load_ms = (cached, 0.0) if loading is None else loading.result()
+    if loaded is not None:
+        loaded[key] = backend
+    if source.tensor is not None and request.options.get("clips") and request.options["clips"] != tensor.shape[0]:
         source.warnings.append(
-            f"--clips {request.clips} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
+            f"--clips {request.options['clips']} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
         )
+
+    started = time.perf_counter()
+    output = backend.run(tensor)
+    inference_ms = (time.perf_counter() - started) * 1000
+    with blamed_on(model.plugin, f"postprocess for {model.name}"):
+        result = model.postprocess(output, source, options)
+    if result is None:
+        raise PluginError(f"plugin {model.plugin!r} returned no result from postprocess for {model.name}")
     for warning in source.warnings:
         if log:
             log(f"warning: {warning}")
-
-    started = time.perf_counter()
-    logits = backend.run(tensor)
-    inference_ms = (time.perf_counter() - started) * 1000
-    predictions = registry.model_hook(spec, "zoo_postprocess")(logits=logits, top_k=top_k)
-    if predictions is None:
-        raise PluginError(f"plugin {spec.plugin!r} has no zoo_postprocess for {spec.name}")
     decode_ms = source.timings.get("decode", 0.0)
     timing = {
         "decode": decode_ms,
@@ -151,31 +203,34 @@ def run(request: RunRequest, registry, config, cache, log=None) -> RunResult:
         "inference": inference_ms,
     }
     return RunResult(
-        model=spec.name,
+        model=model.name,
         input=str(request.input),
         backend=backend.describe(),
-        clips=int(tensor.shape[0]),
-        predictions=predictions,
+        result=result,
         timing_ms=timing,
         model_file=str(model_file),
         warnings=list(source.warnings),
     )
 
 
+def predict(model, input, *, backend=None, model_path=None, weights=None, threads=None, config=None, **options):
+    """`Model.predict`: the CLI's run for programs, reusing the loaded backend between calls."""
+    from modelzoo.core.artifacts.cache import ArtifactCache
+    from modelzoo.core.config import load_config
+    from modelzoo.core.contract.registry import get_registry
+
+    registry = get_registry()
+    settings = load_config(config)
+    cache = ArtifactCache(settings.cache_root())
+    loaded = model.__dict__.setdefault("_zoo_loaded_backends", {})
+    request = RunRequest(
+        model.name, str(input), model_path=model_path, weights=weights, backend=backend, threads=threads,
+        options=options,
+    )  # fmt: skip
+    return run(request, registry, settings, cache, loaded=loaded)
+
+
 def _timed(factory, *args, **kwargs):
     started = time.perf_counter()
     result = factory(*args, **kwargs)
     return result, (time.perf_counter() - started) * 1000
-
-
-def _loaded(loading, model_file: Path, cache, spec):
-    """The loaded backend; a cached file that fails to load is named as such, with the way out."""
-    try:
-        return loading.result()
-    except BackendError as exc:
-        if cache is not None and Path(cache.root).resolve() in Path(model_file).resolve().parents:
-            raise BackendError(
-                f"{exc}. It is a cached file: check it with `zoo cache verify`, remove it with "
-                f"`zoo cache clean {spec.name}`, and run again"
-            ) from None
-        raise

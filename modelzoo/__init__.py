@@ -1,27 +1,33 @@
 """modelzoo: a plugin-based model zoo, from a public checkpoint to onnxruntime and the RDK S100 board.
 
-This module is the public API for users and plugin authors. It stays cheap to import.
+This module is the public API for programs and plugin authors. It stays cheap to import.
+
+    model = modelzoo.get_model("r3d_18")
+    result = model.predict("archery.mp4")      # the same pipeline, options and JSON as `zoo run`
+    print(result.predictions[0].label, result.to_dict())
 """
 
 from __future__ import annotations
 
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
-from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.contract.model import Model
+from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec
 from modelzoo.core.errors import UnknownModelError, ZooError
 
 __all__ = [
+    "HOOKSPEC_VERSION",
     "Artifact",
     "BoardPerf",
-    "HOOKSPEC_VERSION",
     "Metric",
+    "Model",
     "ModelSpec",
     "TensorSpec",
     "UnknownModelError",
-    "VideoPreprocessing",
     "ZooError",
     "get_model",
     "get_models",
     "get_plugins",
+    "get_tasks",
     "hookimpl",
     "postprocess",
     "preprocess",
@@ -29,17 +35,24 @@ __all__ = [
 
 
 def get_models() -> list:
-    """Every registered ModelSpec, sorted by name."""
+    """Every registered Model, sorted by name (`model.spec` holds its metadata)."""
     from modelzoo.core.contract.registry import get_models as _get_models
 
     return _get_models()
 
 
-def get_model(name: str):
-    """The ModelSpec called `name`; raises UnknownModelError."""
+def get_model(name: str) -> Model:
+    """The Model called `name`; raises UnknownModelError. `model.predict(input)` runs it."""
     from modelzoo.core.contract.registry import get_model as _get_model
 
     return _get_model(name)
+
+
+def get_tasks() -> dict:
+    """Registered tasks by name."""
+    from modelzoo.core.contract.registry import get_registry
+
+    return dict(get_registry().tasks)
 
 
 def get_plugins() -> list:
@@ -49,19 +62,25 @@ def get_plugins() -> list:
     return list(get_registry().plugins.values())
 
 
-def preprocess(model: str, input_path, clips: int = 1):
-    """The float32 tensor `zoo run MODEL --input input_path` would feed the model."""
+def preprocess(model: str, input_path, **options):
+    """The float32 tensor `zoo run MODEL --input input_path` would feed the model (options: clips, ...)."""
+    from modelzoo.core.config import load_config
     from modelzoo.core.contract.registry import get_registry
-    from modelzoo.core.runner import prepare_input
+    from modelzoo.core.runner import prepare_input, task_options
 
     registry = get_registry()
-    return prepare_input(registry, registry.get_model(model), input_path, clips)[0]
+    found = registry.get_model(model)
+    return prepare_input(registry, found, input_path, task_options(registry, found, load_config(), options))[0]
 
 
-def postprocess(model: str, logits, top_k: int = 5) -> list:
-    """The model's Top-k Predictions for per-clip `logits`, as `zoo run` prints them."""
+def postprocess(model: str, output, **options):
+    """The task's Result for the model's raw `output` (e.g. per-clip logits), as `zoo run` makes it."""
+    from modelzoo.core.config import load_config
     from modelzoo.core.contract.registry import get_registry
+    from modelzoo.core.inputs.sources import InputSource
+    from modelzoo.core.runner import task_options
 
     registry = get_registry()
-    spec = registry.get_model(model)
-    return registry.model_hook(spec, "zoo_postprocess")(logits=logits, top_k=top_k)
+    found = registry.get_model(model)
+    resolved = task_options(registry, found, load_config(), options)
+    return found.postprocess(output, InputSource(path=None), resolved)

@@ -61,6 +61,7 @@ def main(argv=None) -> None:
     _state["debug"] = "--debug" in args or bool(os.environ.get("ZOO_DEBUG"))
     if "--debug" in args[1:]:
         args = ["--debug"] + [a for a in args if a != "--debug"]
+    _plugin_commands()
     try:
         code = cli.main(args=args, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Abort:
@@ -86,6 +87,17 @@ def main(argv=None) -> None:
     except Exception as exc:  # a bug: still one line, with the way to see more
         _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)", 1)
     sys.exit(code if isinstance(code, int) else 0)  # without standalone mode, ctx.exit(n) returns n
+
+
+def _plugin_commands() -> None:
+    """Subcommands from plugins (zoo_register_commands); a plugin that fails is reported by `zoo plugins`."""
+    from modelzoo.core.contract.registry import get_registry
+
+    try:
+        get_registry().register_commands(cli)
+    except Exception:  # the built-in commands must keep working whatever a plugin does
+        if _state["debug"]:
+            raise
 
 
 def _fail(exc: BaseException, message: str, code: int) -> None:

@@ -6,17 +6,11 @@ import json
 
 import click
 
+from modelzoo.core.tables import table  # noqa: F401 (re-exported for the commands)
+
 
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def table(headers: list, rows: list) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def progress(length: int, label: str):

@@ -7,9 +7,11 @@ import (`zoo list` imports every plugin): what needs numpy, OpenCV or onnx loads
 from __future__ import annotations
 
 from modelzoo.core.backends.backend import Backend
-from modelzoo.core.board.compile_config import hb_compile_config
+from modelzoo.core.board.march_rules import Finding, March, Rewrite, Rule
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
-from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec, VideoPreprocessing
+from modelzoo.core.contract.model import Model
+from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec
+from modelzoo.core.contract.task import FRAMES, IMAGE, TENSOR, VIDEO, Option, Result, Task
 from modelzoo.core.errors import (
     BackendError,
     CheckpointError,
@@ -18,35 +20,70 @@ from modelzoo.core.errors import (
     PluginError,
     ZooError,
 )
-from modelzoo.core.graph.graph_patch import patch_for_march
-from modelzoo.core.inputs.inputs import InputSource
-from modelzoo.core.tasks.classification import Prediction, softmax, top_k_predictions
-from modelzoo.core.tasks.video_classification import preprocess_video_classification
-from modelzoo.core.video_resnet import build_video_resnet
+from modelzoo.core.inputs.sources import InputSource
+from modelzoo.core.tasks.classification import (
+    ClassificationResult,
+    Prediction,
+    classification_table,
+    classify,
+    softmax,
+    top_k_predictions,
+)
+from modelzoo.core.tasks.image_classification import (
+    ImageClassificationTask,
+    ImageClassifier,
+    ImagePreprocessing,
+    preprocess_image,
+)
+from modelzoo.core.tasks.video_classification import (
+    VideoClassificationTask,
+    VideoClassifier,
+    VideoPreprocessing,
+    preprocess_video_classification,
+)
 
 __all__ = [
+    "FRAMES",
+    "HOOKSPEC_VERSION",
+    "IMAGE",
+    "TENSOR",
+    "VIDEO",
     "Artifact",
     "Backend",
     "BackendError",
     "BoardPerf",
     "CheckpointError",
+    "ClassificationResult",
     "ConversionError",
+    "Finding",
     "GraphBuilder",
-    "HOOKSPEC_VERSION",
+    "ImageClassificationTask",
+    "ImageClassifier",
+    "ImagePreprocessing",
     "InputError",
     "InputSource",
+    "March",
     "Metric",
+    "Model",
     "ModelSpec",
+    "Option",
     "PluginError",
     "Prediction",
+    "Result",
+    "Rewrite",
+    "Rule",
+    "Task",
     "TensorSpec",
+    "VideoClassificationTask",
+    "VideoClassifier",
     "VideoPreprocessing",
     "ZooError",
-    "build_video_resnet",
+    "classification_table",
+    "classify",
     "fold_batchnorm",
     "hb_compile_config",
     "hookimpl",
-    "patch_for_march",
+    "preprocess_image",
     "preprocess_video_classification",
     "softmax",
     "top_k_predictions",
@@ -54,9 +91,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The ONNX graph builder imports numpy and onnx at load time: only on first use.
+    # The ONNX graph builder imports numpy and onnx at load time, the compile config onnx: only on first use.
     if name in ("GraphBuilder", "fold_batchnorm"):
         from modelzoo.core.graph import onnx_builder
 
         return getattr(onnx_builder, name)
+    if name == "hb_compile_config":
+        from modelzoo.core.board.compile_config import hb_compile_config
+
+        return hb_compile_config
     raise AttributeError(f"module 'modelzoo.plugin' has no attribute {name!r}")

@@ -17,7 +17,7 @@ def state_dict_numpy(torch_model) -> dict:
 
 def zoo_onnx(torch_model, path: Path, **shape) -> Path:
     """The zoo's converted graph (core.video_resnet) for a reference model's weights."""
-    from modelzoo.core.video_resnet import build_video_resnet
+    from modelzoo.models.video_resnet.architecture import build_video_resnet
 
     onnx.save(build_video_resnet(state_dict_numpy(torch_model), "r3d_18", **shape), str(path))
     return Path(path)
@@ -61,3 +61,37 @@ def pooling_graph(op_type: str, rank: int, *, shaped: bool = True, **attrs) -> o
     )
     opsets = [helper.make_opsetid("", 17)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
+
+
+def tiny_image_classifier(
+    path: Path,
+    size: int = 32,
+    classes: int = 2,
+    seed: int = 0,
+    input_name: str = "image",
+    output_name: str = "logits",
+) -> Path:
+    """An image model's interface ([N,3,size,size] -> [N,classes]) in four nodes: 1x1 Conv, 4-D
+    GlobalAveragePool, Flatten, Gemm. Seeded random weights; nothing on it needs a rewrite for nash-e."""
+    rng = np.random.default_rng(seed)
+    conv_w = rng.standard_normal((8, 3, 1, 1)).astype(np.float32)
+    fc_w = rng.standard_normal((classes, 8)).astype(np.float32)
+    fc_b = rng.standard_normal(classes).astype(np.float32) * 0.1
+    nodes = [
+        helper.make_node("Conv", [input_name, "conv_w"], ["c"], name="conv", kernel_shape=[1, 1]),
+        helper.make_node("GlobalAveragePool", ["c"], ["p"], name="avgpool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], [output_name], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_image_classifier",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", classes])],
+        initializer=[numpy_helper.from_array(a, n) for n, a in (("conv_w", conv_w), ("fc_w", fc_w), ("fc_b", fc_b))],
+    )
+    opsets = [helper.make_opsetid("", 17)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -158,7 +158,7 @@ def _invoke(command, args, spec, tmp_path, config=None):
     from modelzoo.session import Session
 
     session = Session()
-    session.__dict__["registry"] = SimpleNamespace(get_model=lambda name: spec)
+    session.__dict__["registry"] = SimpleNamespace(get_model=lambda name: SimpleNamespace(spec=spec, name=spec.name))
     session.__dict__["config"] = config or Config(cache_dir=str(tmp_path / "home"))
     session.__dict__["cache"] = ArtifactCache(tmp_path / "home")
     return CliRunner().invoke(command, args, obj=session)

@@ -7,7 +7,7 @@ import numpy as np
 from modelzoo.core.artifacts.artifacts import Weights, resolve_onnx
 from modelzoo.core.artifacts.cache import ArtifactCache, sha256_file
 from modelzoo.core.contract.registry import get_registry
-from modelzoo.core.video_resnet import expected_keys
+from modelzoo.models.video_resnet.architecture import expected_keys
 
 
 def _checkpoint(path):

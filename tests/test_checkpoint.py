@@ -155,6 +155,19 @@ def test_out_of_bounds_tensor_is_refused(tmp_path):
         load_state_dict(bad)
 
 
+def test_expanded_tensor_is_refused_with_the_fix(tmp_path):
+    # torch.save keeps an expand()ed view as is: stride 0 over a smaller storage, which zoo never copies out.
+    torch = pytest.importorskip("torch")
+    expanded = {"w": torch.arange(3.0).expand(4, 3)}
+    path = tmp_path / "expanded.pth"
+    torch.save(expanded, path)
+
+    with pytest.raises(CheckpointError, match=r"zero or overlapping strides \[0, 1\].*re-save it with contiguous"):
+        load_state_dict(path)
+    torch.save({k: v.contiguous() for k, v in expanded.items()}, path)
+    np.testing.assert_array_equal(load_state_dict(path)["w"], expanded["w"].numpy())
+
+
 def test_truncated_zip(tmp_path):
     torch = pytest.importorskip("torch")
     good = tmp_path / "good.pth"

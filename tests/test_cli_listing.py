@@ -47,11 +47,13 @@ def test_info_text_says_board_figures_are_published(capsys):
     assert "published board performance (not measured here)" in out and "182.68" in out
 
 
-def test_plugins_lists_r3d_18_with_its_hooks(capsys):
+def test_plugins_lists_r3d_18_and_the_builtin_tasks(capsys):
     plugins = {p["name"]: p for p in json.loads(invoke(capsys, "plugins", "--json").out)}
     r3d = plugins["r3d_18"]
     assert r3d["error"] is None and r3d["models"] == ["r3d_18"] and r3d["version"]
-    assert {"zoo_register_models", "zoo_preprocess", "zoo_postprocess", "zoo_build_onnx"} <= set(r3d["hooks"])
+    assert r3d["hooks"] == ["zoo_register_models"]  # behaviour lives on the registered Model
+    builtin = plugins["modelzoo.core.builtin"]
+    assert {"video-classification", "image-classification"} <= set(builtin["tasks"])
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "--json"], ["plugins"]])
@@ -59,7 +61,7 @@ def test_listing_imports_no_runtime_or_model_code(args):
     code = (
         "import sys\nfrom modelzoo.cli import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "heavy = [m for m in ('onnxruntime', 'cv2', 'onnx', 'numpy', 'torch', 'modelzoo.core.video_resnet') if m in sys.modules]\n"
+        "heavy = [m for m in ('onnxruntime', 'cv2', 'onnx', 'numpy', 'torch', 'modelzoo.models.video_resnet.architecture') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -76,7 +78,7 @@ def test_python_m_modelzoo_works():
 def test_list_says_what_is_cached_after_a_run(capsys, tmp_path):
     import numpy as np
 
-    from modelzoo.core.video_resnet import expected_keys
+    from modelzoo.models.video_resnet.architecture import expected_keys
 
     rng = np.random.default_rng(0)
     state = {k: np.abs(rng.standard_normal(s)).astype(np.float32) for k, s in expected_keys("mc3_18").items()}

@@ -107,14 +107,10 @@ def test_compile_runs_the_fake_hb_compile(capsys, tmp_path, tiny_onnx, calib_npy
     assert data["ran"] is True
     hbm = workdir / "model_output" / "r3d_18.hbm"
     assert data["result"]["hbm"] == str(hbm) and hbm.is_file()
-    assert data["result"]["cosine"] == [
-        {
-            "output": "logits",
-            "cosine_similarity": 0.998765,
-            "l1_distance": 0.012345,
-            "l2_distance": 0.000321,
-            "chebyshev_distance": 0.456789,
-        }
+    # the fake writes hb_compile's published table format: per output, calibrated then quantized cosine
+    assert data["result"]["completed"] is True
+    assert data["result"]["outputs"] == [
+        {"name": "logits", "calibrated_cosine": 0.999512, "quantized_cosine": 0.998765}
     ]
     assert data["calibration"] == {"dir": str(workdir / "calibration"), "samples": 3}
     assert "calibration with 3 samples" in result.err  # the tool's log is streamed to stderr
@@ -136,6 +132,9 @@ def test_fast_perf_maps_to_the_quick_check(capsys, tmp_path, tiny_onnx, fake_hb_
         "nash-e",
         "--model",
         "r3d_18_nash-e.onnx",
+        "--input-shape",
+        "video",
+        "1x3x16x112x112",  # the batch is dynamic in the ONNX: the documented command names the shape
     ]
     assert (workdir / "model_output" / "r3d_18_nash-e.hbm").is_file()
     assert data["config"] is None
@@ -231,11 +230,8 @@ def test_an_earlier_runs_hbm_and_log_are_never_reported(
 def test_a_plugin_config_without_the_sections_is_the_plugins_error(
     capsys, tmp_path, tiny_onnx, no_hb_compile, monkeypatch
 ):
-    from modelzoo.core import video_resnet_plugin
+    from modelzoo.models.video_resnet import VideoResNet
 
-    monkeypatch.setattr(video_resnet_plugin, "hb_compile_config", None, raising=False)
-    import modelzoo.core.board.compile_config as compile_config
-
-    monkeypatch.setattr(compile_config, "hb_compile_config", lambda *a, **k: {"model_parameters": {}})
+    monkeypatch.setattr(VideoResNet, "compile_config", lambda *a, **k: {"model_parameters": {}})
     result = invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", tmp_path / "work")
     result.assert_user_error("r3d_18", "input_parameters")

@@ -1,9 +1,12 @@
-"""download(): verification, failures, resume with Range, locking and progress, against a local HTTP server."""
+"""download(): verification, failures, resume with Range, locking, progress and interruption, against a local HTTP server."""
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -201,3 +204,77 @@ def test_progress_on_a_terminal_redraws_one_line():
     assert text.count("\n") == 1 and text.endswith("\n")
     assert "toy.pth 100% 0.0/0.0 MB" in text.split("\r")[-1]
     assert text.count("\r") < 10  # throttled, not one redraw per chunk
+
+
+# -- interruption -------------------------------------------------------------------------------
+
+
+def test_interrupted_download_keeps_a_resumable_part_file(server, tmp_path, monkeypatch):
+    from modelzoo.core.artifacts import download as download_module
+
+    def interrupt(self, done, total):
+        raise KeyboardInterrupt  # Ctrl-C once the first bytes are written
+
+    monkeypatch.setattr(download_module._Progress, "update", interrupt)
+    dest = tmp_path / "toy.pth"
+    with pytest.raises(KeyboardInterrupt):
+        download(server.url("/toy-1234.pth"), dest, PAYLOAD_SHA, progress=False)
+    monkeypatch.undo()
+
+    kept = dest.with_name("toy.pth.part").read_bytes()
+    assert 0 < len(kept) < len(PAYLOAD) and PAYLOAD.startswith(kept)
+    assert not dest.exists()
+    download(server.url("/toy-1234.pth"), dest, PAYLOAD_SHA, progress=False)  # the lock was released
+    assert server.state.requests[-1]["range"] == f"bytes={len(kept)}-"
+    assert dest.read_bytes() == PAYLOAD
+
+
+_CHILD = """
+import signal, sys, threading
+from pathlib import Path
+from modelzoo.core.artifacts.download import download
+from modelzoo.core.atomic import atomic_write, remove_temporary_files
+
+signal.signal(signal.SIGTERM, lambda *a: (remove_temporary_files(), sys.exit(143)))
+url, folder = sys.argv[1], Path(sys.argv[2])
+writing = threading.Event()
+
+def write():
+    with atomic_write(folder / "out.bin") as handle:
+        handle.write(b"half of a file")
+        writing.set()
+        threading.Event().wait()  # a slow writer, still busy when the signal comes
+
+threading.Thread(target=write, daemon=True).start()
+writing.wait()
+download(url, folder / "toy.pth", progress=False)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_removes_temp_files_and_keeps_the_part_file(server, tmp_path):
+    server.state.stall_after = 300_000  # more than one read, then the server goes quiet
+    folder = tmp_path / "out"
+    folder.mkdir()
+    part = folder / "toy.pth.part"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, server.url("/toy-1234.pth"), str(folder)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (part.is_file() and part.stat().st_size == server.state.stall_after):
+            assert child.poll() is None and time.monotonic() < deadline, "the child never got the first bytes"
+            time.sleep(0.05)
+        assert any(p.name.startswith(".out.bin.") for p in folder.iterdir())  # the write is in progress
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(20) == 143
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) == ["toy.pth.part"]
+    assert part.read_bytes() == PAYLOAD[: server.state.stall_after]
+
+    server.state.stall_after = None
+    download(server.url("/toy-1234.pth"), folder / "toy.pth", PAYLOAD_SHA, progress=False)
+    assert server.state.requests[-1]["range"] == "bytes=300000-"
+    assert (folder / "toy.pth").read_bytes() == PAYLOAD

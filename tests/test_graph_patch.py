@@ -11,13 +11,24 @@ import pytest
 from onnx_models import pooling_graph, zoo_onnx
 from zoo_cli import invoke
 
-from modelzoo.core.board.march_rules import check_model
+from modelzoo.core.board.march_rules import nash_e
 from modelzoo.core.errors import ConversionError
 from modelzoo.core.graph.equivalence import verify_equivalent
-from modelzoo.core.graph.graph_patch import patch_for_march, replace_global_pooling
+from modelzoo.core.graph.graph_patch import replace_global_pooling
 from modelzoo.core.graph.onnx_shapes import tensor_ranks
 
 POOLING = {"GlobalAveragePool", "GlobalMaxPool", "AveragePool", "MaxPool"}
+
+
+def patch_for_march(model, march: str) -> list:
+    """The march's automatic rewrites, as `zoo patch` applies them by default."""
+    assert march == "nash-e"
+    return nash_e().apply_rewrites(model)
+
+
+def check_model(model, march: str) -> list:
+    assert march == "nash-e"
+    return nash_e().check(model)
 
 
 def five_d_pooling(model) -> list:
@@ -161,7 +172,7 @@ def test_zoo_patch_command(capsys, reference_model, tmp_path):
 
 def test_zoo_patch_refuses_a_model_it_cannot_verify(capsys, tmp_path):
     """Exploding random weights give inf logits: equivalence cannot be shown, so no silent success."""
-    from modelzoo.core.video_resnet import build_video_resnet, expected_keys
+    from modelzoo.models.video_resnet.architecture import build_video_resnet, expected_keys
 
     rng = np.random.default_rng(0)
     state = {k: rng.random(s, dtype=np.float32) + 0.5 for k, s in expected_keys("r3d_18").items()}
@@ -171,62 +182,57 @@ def test_zoo_patch_refuses_a_model_it_cannot_verify(capsys, tmp_path):
     assert not (tmp_path / "out.onnx").exists()
 
 
-# -- the core's part: ordering and validation around every plugin's patch -------------------------
-
-
-def _patch_plugin(name, function, **marks):
-    """A plugin module object with one zoo_patch_graph, registered like an entry point would be."""
-    import types
-
-    from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
-
-    module = types.ModuleType(name)
-    module.ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
-    module.zoo_patch_graph = hookimpl(**marks)(function)
-    return module
+# -- the core's part: validation around every model's patch -------------------------------------
 
 
 @pytest.fixture
-def registry():
-    from modelzoo.core.contract.registry import Registry
+def r3d_18():
+    from modelzoo.core.contract.registry import get_registry
 
-    return Registry().load()
+    return get_registry().get_model("r3d_18")
 
 
-def test_patches_run_tryfirst_then_load_order_then_trylast(registry, tmp_path):
+def test_a_models_own_patch_replaces_the_default(tmp_path):
+    """A model class may patch its graph its own way; the march's rewrites are only the default."""
     from onnx_models import tiny_video_classifier
 
     from modelzoo.core.board.board_compile import patch_model
+    from modelzoo.models.r3d_18 import SPEC
+    from modelzoo.models.video_resnet import VideoResNet
 
-    calls = []
-    for name, marks in (("late", {"trylast": True}), ("plain_a", {}), ("early", {"tryfirst": True}), ("plain_b", {})):
-        plugin = _patch_plugin(name, lambda spec, model, march, name=name: calls.append(name), **marks)
-        registry.add_plugin(plugin, name=name)
+    class Untouched(VideoResNet):
+        def patch_graph(self, onnx_model, march):
+            return []
+
     model = onnx.load(str(tiny_video_classifier(tmp_path / "tiny.onnx")))
-    patch_model(registry, registry.get_model("r3d_18"), model, "nash-e")
-    ours = [c for c in calls if c in ("late", "plain_a", "early", "plain_b")]
-    assert ours == ["early", "plain_a", "plain_b", "late"]
+    patched, result = patch_model(Untouched(SPEC), model, nash_e())
+    assert result.changes == [] and patched.SerializeToString() == model.SerializeToString()
+    default, result = patch_model(VideoResNet(SPEC), model, nash_e())
+    assert [n.op_type for n in default.graph.node if n.name == "avgpool"] == ["ReduceMean"]
+    assert result.equivalence is not None
 
 
-def test_a_silent_rewrite_is_still_validated(registry, tmp_path):
-    """A hook that changes the graph but reports nothing gets checked all the same."""
+def test_a_silent_rewrite_is_still_validated(tmp_path):
+    """A patch that changes the graph but reports nothing gets checked all the same."""
     from onnx_models import tiny_video_classifier
 
     from modelzoo.core.board.board_compile import patch_model
+    from modelzoo.models.r3d_18 import SPEC
+    from modelzoo.models.video_resnet import VideoResNet
 
-    def sneaky(spec, model, march):
-        for node in model.graph.node:
-            if node.op_type == "Relu":
-                node.op_type = "Sigmoid"
-        return None
+    class Sneaky(VideoResNet):
+        def patch_graph(self, onnx_model, march):
+            for node in onnx_model.graph.node:
+                if node.op_type == "Relu":
+                    node.op_type = "Sigmoid"
+            return None
 
-    registry.add_plugin(_patch_plugin("sneaky", sneaky), name="sneaky")
     model = onnx.load(str(tiny_video_classifier(tmp_path / "tiny.onnx")))
     with pytest.raises(ConversionError, match="NOT equivalent"):
-        patch_model(registry, registry.get_model("r3d_18"), model, "nash-e")
+        patch_model(Sneaky(SPEC), model, nash_e())
 
 
-def test_equivalence_is_proven_at_the_models_real_input_shape(registry, reference_model, tmp_path):
+def test_equivalence_is_proven_at_the_models_real_input_shape(r3d_18, reference_model, tmp_path):
     """A torch export with a dynamic T must be checked with 16 frames, not 1."""
     from modelzoo.core.board.board_compile import patch_model
 
@@ -242,5 +248,5 @@ def test_equivalence_is_proven_at_the_models_real_input_shape(registry, referenc
         opset_version=17,
         dynamo=False,
     )
-    _, result = patch_model(registry, registry.get_model("r3d_18"), onnx.load(str(path)), "nash-e")
+    _, result = patch_model(r3d_18, onnx.load(str(path)), nash_e())
     assert result.equivalence.input_shapes == {"video": [1, 3, 16, 112, 112]}

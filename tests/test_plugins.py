@@ -19,12 +19,12 @@ from modelzoo.core.contract.registry import get_registry, reset_registry
 
 LABELS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
-# A complete third-party model plugin: a 4-frame 8x8 clip in, five classes out. It uses the
-# core's video preprocessing and Top-k, as a real plugin would.
+# A complete third-party model plugin: a 4-frame 8x8 clip in, five classes out. Its model class is
+# the task's own (the core's video preprocessing and Top-k), with every preprocessing constant given.
 FAKE_PLUGIN = """
 from pathlib import Path
 
-from modelzoo import ModelSpec, TensorSpec, VideoPreprocessing, hookimpl
+from modelzoo.plugin import ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing, hookimpl
 
 ZOO_HOOKSPEC_VERSION = {version}
 
@@ -34,29 +34,21 @@ SPEC = ModelSpec(
     description="channel means to five logits (test plugin)",
     input=TensorSpec("clip", ("N", 3, 4, 8, 8), "float32", "NCTHW"),
     output=TensorSpec("logits", ("N", 5), "float32", "NC"),
-    preprocessing=VideoPreprocessing(clip_len=4, target_fps=None, resize=(8, 8), crop=(8, 8)),
+    preprocessing=VideoPreprocessing(
+        clip_len=4, target_fps=None, resize=(8, 8), crop=(8, 8), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)
+    ),
     labels_file=str(Path(__file__).with_name("labels.txt")),
     license="MIT",
 )
 
 
+class Fake(VideoClassifier):
+    pass
+
+
 @hookimpl
 def zoo_register_models(register):
-    register(SPEC)
-
-
-@hookimpl
-def zoo_preprocess(spec, source, clips):
-    from modelzoo.core.tasks.video_classification import preprocess_video_classification
-
-    return preprocess_video_classification(source, spec.preprocessing, clips)
-
-
-@hookimpl
-def zoo_postprocess(spec, logits, top_k):
-    from modelzoo.core.tasks.classification import top_k_predictions
-
-    return top_k_predictions(logits, spec.labels, top_k)
+    register(Fake(SPEC))
 """
 
 # logits = channel means @ W; the means (2, 0.5, 0) of CLIP give logits (2, 0.5, 0, 2.5, 0).
@@ -73,6 +65,7 @@ def install_fake(
     body=None,
     version=HOOKSPEC_VERSION,
     dist_version="0.1",
+    labels=LABELS,
 ) -> None:
     source = textwrap.dedent(body) if body is not None else FAKE_PLUGIN.format(version=version, model=model)
     write_distribution(
@@ -80,8 +73,13 @@ def install_fake(
         dist,
         dist_version,
         {entry: package},
-        {f"{package}/__init__.py": source, f"{package}/labels.txt": "\n".join(LABELS) + "\n"},
+        {f"{package}/__init__.py": source, f"{package}/labels.txt": "\n".join(labels) + "\n"},
     )
+
+
+def install_module(site: Path, name: str, body: str, **kwargs) -> None:
+    """A plugin distribution `<name>-plugin` whose module `<name>_plugin` is `body`, entry point `name`."""
+    install_fake(site, dist=f"{name}-plugin", package=f"{name}_plugin", entry=name, body=body, **kwargs)
 
 
 def tiny_onnx(path: Path) -> Path:
@@ -113,7 +111,12 @@ def expected_scores(clips: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
-    """A folder on sys.path for hand-made distributions, a private ZOO_HOME and a fresh registry."""
+    """A folder on sys.path for hand-made distributions, a private ZOO_HOME and a fresh registry.
+
+    Commands a plugin adds to zoo's click group are removed afterwards, like the plugin's modules.
+    """
+    from modelzoo.cli import cli
+
     folder = tmp_path / "site"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
@@ -122,9 +125,12 @@ def site(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     before = set(sys.modules)
+    commands = dict(cli.commands)
     reset_registry()
     yield folder
     reset_registry()
+    cli.commands.clear()
+    cli.commands.update(commands)
     for name in set(sys.modules) - before:
         if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(folder)):
             del sys.modules[name]
@@ -147,6 +153,11 @@ def plugins_json(capsys) -> dict:
     return {p["name"]: p for p in json.loads(out)}
 
 
+def plugin_warnings(err: str) -> set:
+    """Names of the plugins a command warned about."""
+    return {line.split("'")[1] for line in err.splitlines() if line.startswith("warning: plugin")}
+
+
 # -- a working third-party plugin ---------------------------------------------------------------
 
 
@@ -158,12 +169,15 @@ def test_fake_plugin_is_listed_with_its_version_and_hooks(site, capsys):
     assert models["fake"]["plugin"] == "fake"
     assert models["fake"]["input"] == {"name": "clip", "shape": ["N", 3, 4, 8, 8], "dtype": "float32"}
     assert "onnxruntime" in models["fake"]["backends"]
-    assert "r3d_18" in models  # the built-in plugins still load beside it
+    assert {"r3d_18", "resnet18"} <= set(models)  # the built-in plugins still load beside it
 
     info = plugins_json(capsys)["fake"]
     assert info["version"] == "0.1" and info["error"] is None
-    assert info["models"] == ["fake"]
-    assert set(info["hooks"]) == {"zoo_register_models", "zoo_preprocess", "zoo_postprocess"}
+    assert info["models"] == ["fake"] and info["tasks"] == []
+    assert info["hooks"] == ["zoo_register_models"]  # the rest is the model object's methods
+
+    model = get_registry().get_model("fake")
+    assert type(model).__name__ == "Fake" and model.spec.plugin == "fake"
 
     code, out, _ = zoo(capsys, "list")
     assert any(line.split()[:2] == ["fake", "video-classification"] for line in out.splitlines())
@@ -183,7 +197,7 @@ def test_fake_plugin_runs_through_the_core_runner(site, capsys, clip_file, tmp_p
     for p in result["predictions"]:
         assert p["score"] == pytest.approx(expected[p["class_id"]], abs=1e-6)
 
-    code, out, err = zoo(capsys, "run", "fake", "--input", clip_file, "--model", model)
+    code, out, err = zoo(capsys, "run", "fake", clip_file, "--model", model)  # the input as an argument
     assert code == 0, err
     assert "delta" in out and "timing:" in out
 
@@ -201,8 +215,10 @@ def test_fake_plugin_gets_videos_decoded_by_the_core(site, capsys, tmp_path):
     assert code == 0, err
     tensor = np.load(tmp_path / "p.npy")
     assert tensor.shape == (2, 3, 4, 8, 8)
-    # RGB order after the core's BGR conversion: blue is the largest channel.
-    assert tensor[:, 2].mean() > tensor[:, 0].mean() + 1
+    # RGB order after the core's BGR conversion, normalized with the plugin's mean 0.5 and std 0.25:
+    # blue is about (1 - 0.5) / 0.25 = 2, red about -2.
+    assert tensor[:, 2].mean() == pytest.approx(2.0, abs=0.1)
+    assert tensor[:, 0].mean() == pytest.approx(-2.0, abs=0.1)
 
     code, out, err = zoo(capsys, "run", "fake", "--input", video, "--model", tiny_onnx(tmp_path / "t.onnx"), "--json")
     assert code == 0, err
@@ -237,6 +253,14 @@ def test_fake_plugin_installed_on_pythonpath_works_in_a_fresh_process(tmp_path, 
     assert json.loads(run.stdout)["predictions"][0]["label"] == "delta"
 
 
+def test_fake_plugin_passes_modelzoo_checks(site, tmp_path):
+    from modelzoo.testing import check_model
+
+    install_fake(site)
+    ran = check_model("fake", tmp_path)
+    assert "runs_end_to_end" in ran and "board_config" in ran
+
+
 # -- broken plugins -------------------------------------------------------------------------------
 
 BROKEN = {
@@ -245,19 +269,21 @@ BROKEN = {
     """,
     "badregister": """
         from pathlib import Path
-        from modelzoo import ModelSpec, TensorSpec, VideoPreprocessing, hookimpl
+        from modelzoo.plugin import ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing, hookimpl
 
         ZOO_HOOKSPEC_VERSION = {version}
+
+        PRE = VideoPreprocessing(clip_len=4, target_fps=None, resize=(8, 8), crop=(8, 8), mean=(0, 0, 0), std=(1, 1, 1))
 
         @hookimpl
         def zoo_register_models(register):
             # registers one model, then fails: neither may stay half-registered
-            register(ModelSpec("halfway", "video-classification", "", TensorSpec("x", ("N", 3)),
-                               TensorSpec("y", ("N", 2)), VideoPreprocessing(), str(Path(__file__))))
+            register(VideoClassifier(ModelSpec("halfway", "video-classification", "", TensorSpec("x", ("N", 3, 4, 8, 8)),
+                                               TensorSpec("y", ("N", 5)), PRE, str(Path(__file__).with_name("labels.txt")))))
             raise RuntimeError("cannot reach the model server")
     """,
     "badversion": """
-        from modelzoo import hookimpl
+        from modelzoo.plugin import hookimpl
 
         ZOO_HOOKSPEC_VERSION = {version} + 1
 
@@ -269,20 +295,17 @@ BROKEN = {
     "aa_dupname": FAKE_PLUGIN.replace('name="{model}"', 'name="r3d_18"'),
 }
 
+# A model whose preprocessing raises: registered fine, fails when run.
+BADPRE = FAKE_PLUGIN.replace(
+    "class Fake(VideoClassifier):\n    pass",
+    'class Fake(VideoClassifier):\n    def preprocess(self, source, options):\n        raise ValueError("decoder exploded")',
+)
+
 
 def install_broken(site: Path) -> None:
     for name, body in BROKEN.items():
-        install_fake(
-            site,
-            dist=f"{name}-plugin",
-            package=f"{name}_plugin",
-            entry=name,
-            body=textwrap.dedent(body).format(version=HOOKSPEC_VERSION, model=name),
-        )
-    raising = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="badpre").replace(
-        "    return preprocess_video_classification(", '    raise ValueError("decoder exploded")\n    return ('
-    )
-    install_fake(site, dist="badpre-plugin", package="badpre_plugin", entry="badpre", body=raising)
+        install_module(site, name, textwrap.dedent(body).format(version=HOOKSPEC_VERSION, model=name))
+    install_module(site, "badpre", BADPRE.format(version=HOOKSPEC_VERSION, model="badpre"))
     install_fake(site)
 
 
@@ -311,11 +334,10 @@ def test_broken_plugins_are_not_fatal_for_other_models(site, capsys, clip_file, 
     code, out, err = zoo(capsys, "list", "--json")
     assert code == 0, err
     names = {m["name"] for m in json.loads(out)}
-    assert {"fake", "badpre", "r3d_18", "mc3_18", "r2plus1d_18"} <= names
+    assert {"fake", "badpre", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18"} <= names
     assert "halfway" not in names  # registered by a plugin that then failed: dropped with it
-    warnings = [line for line in err.splitlines() if line.startswith("warning: plugin")]
-    assert {w.split("'")[1] for w in warnings} == {"badimport", "badregister", "badversion", "aa_dupname"}
-    assert all("see `zoo plugins`" in w for w in warnings)
+    assert plugin_warnings(err) == {"badimport", "badregister", "badversion", "aa_dupname"}
+    assert all("see `zoo plugins`" in line for line in err.splitlines() if line.startswith("warning: plugin"))
     assert get_registry().get_model("r3d_18").plugin == "r3d_18"  # not taken over by aa_dupname
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
@@ -323,7 +345,7 @@ def test_broken_plugins_are_not_fatal_for_other_models(site, capsys, clip_file, 
     assert code == 2
     error_lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "Traceback" not in err
-    assert "'badpre'" in error_lines[0] and "zoo_preprocess" in error_lines[0] and "decoder exploded" in error_lines[0]
+    assert "plugin 'badpre' failed in preprocess for badpre: ValueError: decoder exploded" in error_lines[0]
 
     code, out, err = zoo(capsys, "run", "fake", "--input", clip_file, "--model", model, "--json")
     assert code == 0, err
@@ -332,7 +354,7 @@ def test_broken_plugins_are_not_fatal_for_other_models(site, capsys, clip_file, 
 
 def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
     newer = """
-        from modelzoo import hookimpl
+        from modelzoo.plugin import hookimpl
         ZOO_HOOKSPEC_VERSION = {version}
 
         @hookimpl
@@ -340,27 +362,15 @@ def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
             raise AssertionError("must not be called")
 
         @hookimpl
-        def zoo_patch_graph(spec, model, march):
+        def zoo_register_commands(cli):
             raise AssertionError("must not be called")
 
         @hookimpl
-        def zoo_select_backend(spec, requested, model_path, backends, cache):
+        def zoo_select_backend(model, requested, model_path, backends, cache):
             raise AssertionError("must not be called")
     """
-    install_fake(
-        site,
-        dist="newer-plugin",
-        package="newer_plugin",
-        entry="newer",
-        body=newer.format(version=HOOKSPEC_VERSION + 1),
-    )
-    install_fake(
-        site,
-        dist="unversioned-plugin",
-        package="unversioned_plugin",
-        entry="unversioned",
-        body=newer.replace("ZOO_HOOKSPEC_VERSION = {version}", ""),
-    )
+    install_module(site, "newer", newer.format(version=HOOKSPEC_VERSION + 1))
+    install_module(site, "unversioned", newer.replace("ZOO_HOOKSPEC_VERSION = {version}", ""))
     plugins = plugins_json(capsys)
     assert plugins["newer"]["error"] == (
         f"targets hook-spec version {HOOKSPEC_VERSION + 1}, this zoo provides {HOOKSPEC_VERSION}; "
@@ -375,12 +385,377 @@ def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
         assert plugins[name]["hooks"] == [] and plugins[name]["models"] == []
         assert registry.pm.get_plugin(name) is None
         module = sys.modules[f"{name}_plugin"]
-        for hook_name in ("zoo_register_models", "zoo_patch_graph", "zoo_select_backend"):
+        for hook_name in ("zoo_register_models", "zoo_register_commands", "zoo_select_backend"):
             impls = getattr(registry.pm.hook, hook_name).get_hookimpls()
             assert all(impl.plugin is not module for impl in impls)
     # Hooks that run on every plugin still work: the incompatible ones are not among them.
-    spec = registry.get_model("r3d_18")
-    assert registry.select_backend(spec, "auto", None, None).name == "onnxruntime"
+    model = registry.get_model("r3d_18")
+    assert registry.select_backend(model, "auto", None, None).name == "onnxruntime"
+
+
+# A version-1 plugin, as written for the previous contract: a bare spec and per-model hooks.
+V1_PLUGIN = """
+from pathlib import Path
+
+from modelzoo.plugin import ModelSpec, TensorSpec, VideoPreprocessing, hookimpl
+
+ZOO_HOOKSPEC_VERSION = 1
+
+SPEC = ModelSpec(
+    name="oldstyle",
+    task="video-classification",
+    description="a plugin for the version-1 contract",
+    input=TensorSpec("clip", ("N", 3, 4, 8, 8)),
+    output=TensorSpec("logits", ("N", 5)),
+    preprocessing=VideoPreprocessing(clip_len=4, target_fps=None, resize=(8, 8), crop=(8, 8), mean=(0, 0, 0), std=(1, 1, 1)),
+    labels_file=str(Path(__file__).with_name("labels.txt")),
+)
+
+
+@hookimpl
+def zoo_register_models(register):
+    raise AssertionError("a version-1 plugin must not be called")
+
+
+@hookimpl
+def zoo_preprocess(spec, source, clips):
+    raise AssertionError("a version-1 plugin must not be called")
+
+
+@hookimpl
+def zoo_postprocess(spec, logits, top_k):
+    raise AssertionError("a version-1 plugin must not be called")
+"""
+
+
+def test_a_version_1_plugin_is_refused_with_a_message_that_says_what_changed(site, capsys):
+    install_module(site, "oldstyle", V1_PLUGIN)
+    install_fake(site)
+    info = plugins_json(capsys)["oldstyle"]
+    assert info["error"] == (
+        f"targets hook-spec version 1, this zoo provides {HOOKSPEC_VERSION}; upgrade the plugin or modelzoo "
+        "(version 1 had per-model hooks; see docs/plugins.md for the Model classes of version 2)"
+    )
+    assert info["models"] == [] and info["hooks"] == [] and info["version"] == "0.1"
+
+    code, out, err = zoo(capsys, "plugins")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("oldstyle "))
+    assert "error: targets hook-spec version 1" in row and "docs/plugins.md" in row
+
+    code, out, err = zoo(capsys, "list", "--json")
+    assert code == 0, err
+    assert plugin_warnings(err) == {"oldstyle"}
+    assert "version 1 had per-model hooks" in err
+    names = {m["name"] for m in json.loads(out)}
+    assert "oldstyle" not in names and "fake" in names
+
+    code, _, err = zoo(capsys, "info", "oldstyle")
+    assert code == 2 and "unknown model 'oldstyle'" in err
+
+
+def test_a_version_1_hook_in_a_version_2_plugin_is_an_unknown_hook(site):
+    body = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="halfmoved") + textwrap.dedent(
+        """
+
+        @hookimpl
+        def zoo_build_onnx(spec, state_dict):
+            raise AssertionError("never called")
+        """
+    )
+    install_module(site, "halfmoved", body)
+    registry = get_registry()
+    assert registry.plugins["halfmoved"].error.startswith(
+        "rejected by the plugin manager: unknown hook 'zoo_build_onnx'"
+    )
+    assert "halfmoved" not in registry.models
+
+
+# -- specs the task refuses --------------------------------------------------------------------------
+
+BAD_SPEC_PLUGIN = """
+from pathlib import Path
+
+from modelzoo.plugin import (
+    ImageClassifier, ImagePreprocessing, Model, ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing, hookimpl,
+)
+
+ZOO_HOOKSPEC_VERSION = {version}
+
+LABELS = str(Path(__file__).with_name("labels.txt"))  # five labels
+VIDEO = VideoPreprocessing(clip_len=4, target_fps=None, resize=(8, 8), crop=(8, 8), mean=(0, 0, 0), std=(1, 1, 1))
+IMAGE = ImagePreprocessing(resize=8, crop=(8, 8), mean=(0, 0, 0), std=(1, 1, 1))
+
+
+def spec(name, task="image-classification", shape=("N", 3, 8, 8), classes=5, preprocessing=IMAGE, labels=LABELS):
+    return ModelSpec(
+        name, task, "test", TensorSpec("x", shape), TensorSpec("y", ("N", classes)), preprocessing, labels, license="MIT"
+    )
+
+
+@hookimpl
+def zoo_register_models(register):
+    register(ImageClassifier(spec("good_one")))  # valid, but the plugin's registration is all or nothing
+    register({bad})
+"""
+
+BAD_SPECS = {
+    "wrong_preprocessing": (
+        'ImageClassifier(spec("wrong_pre", preprocessing=VIDEO))',
+        "model 'wrong_pre': image-classification needs preprocessing=ImagePreprocessing(...), got VideoPreprocessing",
+    ),
+    "labels_count": (
+        'ImageClassifier(spec("four_out", classes=4))',
+        "model 'four_out': 5 labels in ",
+    ),
+    "input_shape": (
+        'VideoClassifier(spec("wrong_shape", task="video-classification", preprocessing=VIDEO))',
+        "model 'wrong_shape': input ['N', 3, 8, 8] does not match [N, 3, clip_len, *crop] of the preprocessing",
+    ),
+    "task_mismatch": (
+        'VideoClassifier(spec("mismatch"))',
+        "model 'mismatch': spec.task is 'image-classification' but VideoClassifier is a 'video-classification' model",
+    ),
+    "unknown_task": (
+        'Model(spec("no_task", task="segmentation"))',
+        "model 'no_task': unknown task 'segmentation' (installed: image-classification, video-classification)",
+    ),
+    "bare_spec": (
+        'spec("bare")',
+        "registered ModelSpec, not a Model; wrap the spec in its task's model class",
+    ),
+    "bad_name": (
+        'ImageClassifier(spec("Bad-Name"))',
+        "model 'Bad-Name': model name 'Bad-Name' must be lower-case letters, digits and _",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_a_plugin_registering_a_bad_spec_is_reported_with_its_reason(site, capsys, case):
+    bad, reason = BAD_SPECS[case]
+    install_module(site, "badspec", BAD_SPEC_PLUGIN.format(version=HOOKSPEC_VERSION, bad=bad))
+    install_fake(site)
+    info = plugins_json(capsys)["badspec"]
+    assert info["error"].startswith("failed while registering: " + reason), info["error"]
+    if case == "labels_count":
+        assert info["error"].endswith("labels.txt for 4 classes")
+    assert info["models"] == []
+    assert get_registry().pm.get_plugin("badspec") is None  # unregistered: none of its hooks is called again
+
+    code, out, err = zoo(capsys, "list", "--json")
+    assert code == 0, err
+    assert plugin_warnings(err) == {"badspec"}
+    names = {m["name"] for m in json.loads(out)}
+    assert "good_one" not in names  # all or nothing: the plugin's valid model is dropped too
+    assert {"fake", "r3d_18", "resnet18"} <= names
+
+    for name in ("fake", "r3d_18", "resnet18"):  # the other models' info still works
+        code, out, err = zoo(capsys, "info", name, "--json")
+        assert code == 0, err
+        assert json.loads(out)["name"] == name
+
+
+# -- extending zoo: commands and tasks ------------------------------------------------------------------
+
+COMMAND_PLUGIN = """
+from modelzoo.plugin import hookimpl
+
+ZOO_HOOKSPEC_VERSION = {version}
+
+
+@hookimpl
+def zoo_register_commands(cli):
+    import click
+
+    @cli.command("hello")
+    @click.argument("who")
+    @click.option("--shout", is_flag=True, help="Upper case.")
+    def hello(who, shout):
+        \"\"\"Greet WHO (a plugin's command).\"\"\"
+        import modelzoo
+
+        text = f"hello {{who}} from a plugin; {{len(modelzoo.get_models())}} models installed"
+        click.echo(text.upper() if shout else text)
+"""
+
+FAILING_COMMAND_PLUGIN = """
+from modelzoo.plugin import hookimpl
+
+ZOO_HOOKSPEC_VERSION = {version}
+
+
+@hookimpl
+def zoo_register_commands(cli):
+    raise RuntimeError("no click today")
+"""
+
+
+def test_a_plugin_adds_a_subcommand(site, capsys):
+    install_module(site, "greeter", COMMAND_PLUGIN.format(version=HOOKSPEC_VERSION))
+    install_module(site, "nocommand", FAILING_COMMAND_PLUGIN.format(version=HOOKSPEC_VERSION))
+    code, out, err = zoo(capsys, "hello", "world", "--shout")
+    assert code == 0, err
+    models = len(get_registry().models)
+    assert out == f"HELLO WORLD FROM A PLUGIN; {models} MODELS INSTALLED\n"
+
+    code, out, err = zoo(capsys, "--help")
+    assert code == 0, err
+    assert any(line.split()[:1] == ["hello"] and "Greet WHO" in line for line in out.splitlines())
+
+    code, out, err = zoo(capsys, "hello", "--help")
+    assert code == 0 and "--shout" in out
+
+    plugins = plugins_json(capsys)
+    assert plugins["greeter"]["error"] is None and plugins["greeter"]["hooks"] == ["zoo_register_commands"]
+    # a plugin failing to add its commands is reported; zoo's own commands and the others' still work
+    assert plugins["nocommand"]["error"] == "failed adding commands: RuntimeError: no click today"
+    code, out, err = zoo(capsys, "info", "r3d_18", "--json")
+    assert code == 0, err
+
+
+EMBEDDING_PLUGIN = """
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelzoo.plugin import TENSOR, Model, ModelSpec, Option, Result, Task, TensorSpec, hookimpl
+
+ZOO_HOOKSPEC_VERSION = {version}
+
+
+@dataclass
+class EmbeddingResult(Result):
+    vector: list
+    norm: float
+
+    def to_dict(self):
+        return {{"embedding": self.vector, "norm": self.norm}}
+
+
+class Embedder(Model):
+    task = "embedding"
+
+    def preprocess(self, source, options):
+        return source.tensor
+
+    def postprocess(self, output, source, options):
+        import numpy as np
+
+        vector = np.asarray(output, np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        if options["normalize"]:
+            vector = vector / norm
+        return EmbeddingResult([float(v) for v in vector], norm)
+
+
+class EmbeddingTask(Task):
+    name = "embedding"
+    description = "a vector per input"
+    accepts = (TENSOR,)
+    options = (Option("normalize", bool, True, "Unit length."),)
+
+    @property
+    def model_class(self):
+        return Embedder
+
+    def format_result(self, result):
+        return "vector " + " ".join(f"{{v:.3f}}" for v in result.vector)
+
+    def synthetic_input(self, spec, directory):
+        import numpy as np
+
+        path = Path(directory) / "sample.npy"
+        np.save(path, np.ones(spec.input.shape[1:], np.float32))
+        return path
+
+
+SPEC = ModelSpec(
+    name="embed",
+    task="embedding",
+    description="channel means of an 8x8 image (test plugin)",
+    input=TensorSpec("x", ("N", 3, 8, 8), "float32", "NCHW"),
+    output=TensorSpec("vec", ("N", 3), "float32", "NC"),
+    license="MIT",
+)
+
+
+@hookimpl
+def zoo_register_tasks(register):
+    register(EmbeddingTask())
+
+
+@hookimpl
+def zoo_register_models(register):
+    register(Embedder(SPEC))
+"""
+
+
+def channel_means_onnx(path: Path) -> Path:
+    """[N,3,8,8] -> [N,3]: the mean of each channel."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["vec"], axes=[2, 3], keepdims=0)],
+        "means",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("vec", TensorProto.FLOAT, ["N", 3])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_a_plugin_registers_a_new_task_and_a_model_of_it(site, capsys, tmp_path):
+    install_module(site, "embedding", EMBEDDING_PLUGIN.format(version=HOOKSPEC_VERSION))
+    sample = tmp_path / "sample.npy"
+    np.save(sample, np.stack([np.full((8, 8), v, np.float32) for v in (3.0, 0.0, 4.0)]))
+    model = channel_means_onnx(tmp_path / "means.onnx")
+
+    info = plugins_json(capsys)["embedding"]
+    assert info["error"] is None and info["tasks"] == ["embedding"] and info["models"] == ["embed"]
+    code, out, err = zoo(capsys, "list", "--json")
+    assert {m["name"]: m["task"] for m in json.loads(out)}["embed"] == "embedding"
+
+    code, out, err = zoo(capsys, "run", "embed", sample, "--model", model, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert list(data) == ["model", "input", "backend", "embedding", "norm", "timing_ms", "model_file", "warnings"]
+    assert data["embedding"] == pytest.approx([0.6, 0.0, 0.8]) and data["norm"] == pytest.approx(5.0)
+    assert "predictions" not in data and "clips" not in data
+
+    code, out, err = zoo(capsys, "run", "embed", sample, "--model", model, "-O", "normalize=false", "--json")
+    assert code == 0, err
+    assert json.loads(out)["embedding"] == pytest.approx([3.0, 0.0, 4.0])
+
+    code, out, err = zoo(capsys, "run", "embed", sample, "--model", model)
+    assert code == 0, err
+    assert out.splitlines()[1] == "vector 0.600 0.000 0.800"  # the task's format_result
+
+    code, out, err = zoo(capsys, "run", "embed", sample, "--model", model, "--top-k", 2)
+    assert code == 2 and "--top-k does not apply to embed (embedding)" in err  # a classifier's option
+
+    code, out, err = zoo(capsys, "info", "embed", "--json")
+    assert code == 0, err
+    assert json.loads(out)["options"] == [
+        {"name": "normalize", "type": "bool", "default": True, "help": "Unit length."}
+    ]
+
+    from modelzoo.testing import check_model
+
+    (tmp_path / "checks").mkdir()
+    assert "runs_end_to_end" in check_model("embed", tmp_path / "checks")
+
+
+def test_a_model_of_a_task_nobody_registered_is_refused(site, capsys):
+    # the model alone, without its plugin's task hook: the registry names the installed tasks
+    body = EMBEDDING_PLUGIN.format(version=HOOKSPEC_VERSION).replace("@hookimpl\ndef zoo_register_tasks", "def _unused")
+    install_module(site, "embedding", body)
+    info = plugins_json(capsys)["embedding"]
+    assert info["error"] == (
+        "failed while registering: model 'embed': unknown task 'embedding' "
+        "(installed: image-classification, video-classification)"
+    )
+    assert info["tasks"] == [] and info["models"] == []
 
 
 # -- limiting what loads ---------------------------------------------------------------------------
@@ -403,12 +778,12 @@ def listed(capsys) -> tuple:
 )
 def test_zoo_plugins_env_limits_which_plugins_load(site, capsys, monkeypatch, value, expected):
     install_fake(site)
-    install_fake(site, dist="badimport-plugin", package="badimport_plugin", entry="badimport", body=BROKEN["badimport"])
+    install_module(site, "badimport", BROKEN["badimport"])
     if value is not None:
         monkeypatch.setenv("ZOO_PLUGINS", value)
     names, err = listed(capsys)
     if expected is None:
-        assert {"fake", "mc3_18", "r2plus1d_18", "r3d_18"} <= set(names)
+        assert {"fake", "mc3_18", "r2plus1d_18", "r3d_18", "resnet18"} <= set(names)
     else:
         assert names == expected
     loaded = set(plugins_json(capsys))
@@ -416,6 +791,7 @@ def test_zoo_plugins_env_limits_which_plugins_load(site, capsys, monkeypatch, va
     assert ("badimport" in loaded) == (value is None)
     assert ("warning: plugin 'badimport'" in err) == (value is None)
     assert "badimport_plugin" not in sys.modules or value is None
+    assert "modelzoo.core.builtin" in loaded  # the core's tasks and backends load whatever the setting
 
 
 def test_zoo_plugins_env_with_no_model_plugins_says_how_to_get_one(site, capsys, monkeypatch):
@@ -441,13 +817,18 @@ def test_check_pending_passes_for_every_installed_plugin(monkeypatch):
         reset_registry()
 
 
-def test_a_misspelled_hook_is_reported_not_ignored(site):
+def test_a_misspelled_hook_is_reported_not_ignored(site, capsys):
     body = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="typo").replace(
-        "def zoo_postprocess(", "def zoo_postproces("
+        "def zoo_register_models(", "def zoo_register_model("
     )
-    install_fake(site, dist="typo-plugin", package="typo_plugin", entry="typo", body=body)
+    install_module(site, "typo", body)
     registry = get_registry()
     # the registry refuses it outright, so the typo is reported instead of silently never called
-    assert "unknown hook(s) zoo_postproces" in registry.plugins["typo"].error
+    error = registry.plugins["typo"].error
+    assert error.startswith("rejected by the plugin manager: unknown hook 'zoo_register_model' in plugin ")
+    assert error.endswith("; check the hook's spelling against modelzoo's hookspecs")
     assert registry.plugins["typo"].models == [] and "typo" not in registry.models
     registry.pm.check_pending()  # nothing half-registered is left behind for pluggy to find
+
+    info = plugins_json(capsys)["typo"]
+    assert info["error"].startswith("rejected by the plugin manager: unknown hook 'zoo_register_model'")

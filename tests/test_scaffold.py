@@ -7,10 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_models import tiny_video_classifier
 from zoo_cli import zoo
 
 from modelzoo.core.contract import hookspecs
@@ -20,18 +20,13 @@ def shell(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
-def hook_names() -> set:
-    return {name for name in dir(hookspecs) if name.startswith("zoo_") and callable(getattr(hookspecs, name))}
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """`zoo new-plugin my_model`, then a real offline pip install into a private target folder."""
-    root = tmp_path_factory.mktemp("scaffold")
+def scaffold(root: Path, name: str, task: str) -> dict:
+    """`zoo new-plugin NAME --task TASK`, then a real offline pip install into a private target folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_PLUGINS", "ZOO_CONFIG")}
     env.update(ZOO_HOME=str(root / "home"), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    project = root / f"zoo-{name}"
     made = shell(
-        [sys.executable, "-m", "modelzoo", "new-plugin", "my_model", "-o", root / "zoo-my-model", "--json"], env, root
+        [sys.executable, "-m", "modelzoo", "new-plugin", name, "-o", project, "--task", task, "--json"], env, root
     )
     assert made.returncode == 0, made.stderr
     target = root / "site"
@@ -46,7 +41,7 @@ def installed(tmp_path_factory):
             "-q",
             "--target",
             target,
-            root / "zoo-my-model",
+            project,
         ],
         env,
         root,
@@ -54,7 +49,12 @@ def installed(tmp_path_factory):
     )
     assert pip.returncode == 0, pip.stderr
     env["PYTHONPATH"] = str(target)
-    return {"root": root, "project": root / "zoo-my-model", "env": env, "files": json.loads(made.stdout)["files"]}
+    return {"root": root, "project": project, "env": env, "files": json.loads(made.stdout)["files"], "name": name}
+
+
+@pytest.fixture(scope="module", params=["video-classification", "image-classification"])
+def installed(request, tmp_path_factory):
+    return {**scaffold(tmp_path_factory.mktemp("scaffold"), "my_model", request.param), "task": request.param}
 
 
 def test_scaffold_writes_a_plugin_distribution(installed):
@@ -64,47 +64,59 @@ def test_scaffold_writes_a_plugin_distribution(installed):
     pyproject = (installed["project"] / "pyproject.toml").read_text()
     assert '[project.entry-points.modelzoo]\nmy_model = "zoo_my_model"' in pyproject
     module = ast.parse((installed["project"] / "zoo_my_model/__init__.py").read_text())
-    defined = {node.name for node in module.body if isinstance(node, ast.FunctionDef)}
-    assert hook_names() <= defined, f"hooks missing from the scaffold: {hook_names() - defined}"
+    classes = {node.name: node for node in module.body if isinstance(node, ast.ClassDef)}
+    base = {"video-classification": "VideoClassifier", "image-classification": "ImageClassifier"}[installed["task"]]
+    assert [b.id for b in classes["Model"].bases] == [base]
+    hooks = {node.name for node in module.body if isinstance(node, ast.FunctionDef)}
+    assert hooks == {"zoo_register_models"} and hooks <= set(dir(hookspecs))
 
 
-def test_installed_scaffold_is_listed_immediately_with_every_hook(installed):
+def test_installed_scaffold_is_listed_immediately(installed):
     listed = shell([sys.executable, "-m", "modelzoo", "list", "--json"], installed["env"], installed["root"])
     assert listed.returncode == 0, listed.stderr
     assert "warning" not in listed.stderr
     model = {m["name"]: m for m in json.loads(listed.stdout)}["my_model"]
-    assert model["plugin"] == "my_model" and model["task"] == "video-classification"
+    assert model["plugin"] == "my_model" and model["task"] == installed["task"]
 
     plugins = shell([sys.executable, "-m", "modelzoo", "plugins", "--json"], installed["env"], installed["root"])
     info = {p["name"]: p for p in json.loads(plugins.stdout)}["my_model"]
-    assert info["error"] is None and info["version"] == "0.1.0"
-    assert set(info["hooks"]) == hook_names()
+    assert info["error"] is None and info["version"] == "0.1.0" and info["hooks"] == ["zoo_register_models"]
 
 
-def test_zoo_run_on_the_scaffold_names_the_hook_to_fill_in(installed):
-    clip = installed["root"] / "clip.npy"
-    np.save(clip, np.zeros((3, 16, 112, 112), np.float32))
-    model = tiny_video_classifier(installed["root"] / "tiny.onnx")
+def test_zoo_run_on_the_scaffold_works_with_an_onnx_file_and_says_what_is_missing(installed, tmp_path):
+    from types import SimpleNamespace
+
+    from modelzoo.core.contract.spec import TensorSpec
+    from modelzoo.testing import write_stand_in_onnx
+
+    video = installed["task"] == "video-classification"
+    shape = ("N", 3, 16, 112, 112) if video else ("N", 3, 224, 224)
+    spec = SimpleNamespace(input=TensorSpec("input", shape), output=TensorSpec("logits", ("N", 2)))
+    onnx_file = write_stand_in_onnx(spec, tmp_path / "stand_in.onnx")
+    sample = tmp_path / "input.npy"
+    frames = (40, 120, 160, 3) if video else (120, 160, 3)
+    np.save(sample, np.random.default_rng(0).integers(0, 256, frames, dtype=np.uint8))
+    env, root = installed["env"], installed["root"]
     run = shell(
-        [sys.executable, "-m", "modelzoo", "run", "my_model", "--input", clip, "--model", model],
-        installed["env"],
-        installed["root"],
+        [sys.executable, "-m", "modelzoo", "run", "my_model", sample, "--model", onnx_file, "--json"], env, root
     )
-    assert run.returncode == 2
-    assert "Traceback" not in run.stderr
-    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert "fill in zoo_preprocess" in line and "zoo_my_model/__init__.py" in line
+    assert run.returncode == 0, run.stderr
+    labels = [p["label"] for p in json.loads(run.stdout)["predictions"]]
+    assert sorted(labels) == ["TODO: label of class 0", "TODO: label of class 1"]
+
+    missing = shell([sys.executable, "-m", "modelzoo", "run", "my_model", sample], env, root)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    (line,) = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
+    assert "my_model publishes no weights" in line and "--model" in line
 
 
-def test_the_scaffolds_own_tests_are_its_to_do_list(installed):
+def test_the_scaffolds_own_tests_pass_modelzoo_checks(installed):
     tests = shell(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         installed["env"],
         installed["project"],
     )
-    summary = tests.stdout.strip().splitlines()[-1]
-    assert "2 failed, 1 passed" in summary, tests.stdout
-    assert "fill in zoo_preprocess" in tests.stdout and "fill in zoo_postprocess" in tests.stdout
+    assert "2 passed" in tests.stdout.strip().splitlines()[-1], tests.stdout + tests.stderr
 
 
 def test_new_plugin_refuses_bad_names_and_non_empty_directories(capsys, tmp_path):

@@ -6,15 +6,23 @@ import numpy as np
 import pytest
 from videos import decode_all, write_video
 
-from modelzoo.core.contract.spec import VideoPreprocessing
-from modelzoo.core.inputs.inputs import open_input
+from modelzoo.core.inputs.sources import open_input
 from modelzoo.core.tasks.video_classification import preprocess_video_classification
+from modelzoo.models.video_resnet import KINETICS400_PRESET
 
 torch = pytest.importorskip("torch")
 
 MEAN = torch.tensor([0.43216, 0.394666, 0.37645]).view(3, 1, 1, 1)
 STD = torch.tensor([0.22803, 0.22145, 0.216989]).view(3, 1, 1, 1)
 SHAPE = ("N", 3, 16, 112, 112)
+
+
+def opened(path):
+    """The input as r3d_18's task opens it."""
+    from modelzoo.core.tasks.video_classification import VideoClassificationTask
+    from modelzoo.models.r3d_18 import SPEC
+
+    return open_input(path, SPEC, VideoClassificationTask())
 
 
 def preset_indices(num_frames, fps, clips):
@@ -46,7 +54,7 @@ def test_video_matches_torchvision_preset(tmp_path, fps, frames, clips):
     path = write_video(tmp_path / f"v{fps}.avi", frames, fps, size=(200, 150))
     decoded = decode_all(path)
     assert len(decoded) == frames
-    ours = preprocess_video_classification(open_input(path, SHAPE), VideoPreprocessing(), clips)
+    ours = preprocess_video_classification(opened(path), KINETICS400_PRESET, clips)
     assert ours.shape == (clips, 3, 16, 112, 112) and ours.dtype == np.float32
     for clip, indices in zip(ours, preset_indices(frames, fps, clips)):
         expected = torchvision_preset([decoded[i] for i in indices])
@@ -59,7 +67,7 @@ def test_video_matches_torchvision_preset(tmp_path, fps, frames, clips):
 def test_wrong_frame_choice_would_be_caught(tmp_path):
     path = write_video(tmp_path / "v.avi", 60, 30)
     decoded = decode_all(path)
-    ours = preprocess_video_classification(open_input(path, SHAPE), VideoPreprocessing(), 1)[0]
+    ours = preprocess_video_classification(opened(path), KINETICS400_PRESET, 1)[0]
     (indices,) = preset_indices(60, 30, 1)
     shifted = torchvision_preset([decoded[i + 1] for i in indices])
     assert np.abs(ours - shifted).mean() > 0.1
@@ -69,7 +77,7 @@ def test_raw_rgb_frames_npy_use_every_frame(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(20, 90, 120, 3), dtype=np.uint8)
     np.save(tmp_path / "frames.npy", frames)
-    ours = preprocess_video_classification(open_input(tmp_path / "frames.npy", SHAPE), VideoPreprocessing(), 1)
+    ours = preprocess_video_classification(opened(tmp_path / "frames.npy"), KINETICS400_PRESET, 1)
     expected = torchvision_preset([frames[i] for i in range(2, 18)])
     assert np.abs(ours[0] - expected).max() <= 1.01 / 255 / 0.216989
 
@@ -77,7 +85,7 @@ def test_raw_rgb_frames_npy_use_every_frame(tmp_path):
 def test_preprocessed_clip_passes_through(tmp_path):
     clip = np.random.default_rng(1).standard_normal((3, 16, 112, 112)).astype(np.float32)
     np.save(tmp_path / "clip.npy", clip)
-    ours = preprocess_video_classification(open_input(tmp_path / "clip.npy", SHAPE), VideoPreprocessing(), 1)
+    ours = preprocess_video_classification(opened(tmp_path / "clip.npy"), KINETICS400_PRESET, 1)
     assert ours.shape == (1, 3, 16, 112, 112)
     assert np.array_equal(ours[0], clip)
 
@@ -87,7 +95,7 @@ def test_grayscale_and_odd_sizes_decode(tmp_path):
         return np.full((height, width, 3), index * 9 % 256, np.uint8)
 
     path = write_video(tmp_path / "gray.avi", 20, 15, size=(57, 33), content=gray)
-    ours = preprocess_video_classification(open_input(path, SHAPE), VideoPreprocessing(), 1)
+    ours = preprocess_video_classification(opened(path), KINETICS400_PRESET, 1)
     assert ours.shape == (1, 3, 16, 112, 112)
     # a uniform frame stays uniform, and grey means the three channels carry the same level
     first = ours[0, :, 0]

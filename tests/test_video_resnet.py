@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 
 from modelzoo.core.errors import ConversionError
-from modelzoo.core.video_resnet import ARCHITECTURES, build_video_resnet, expected_keys
+from modelzoo.models.video_resnet.architecture import ARCHITECTURES, build_video_resnet, expected_keys
 
-# FACTS.md: parameter counts of the published torchvision checkpoints.
+# Parameter counts of the published torchvision checkpoints (torchvision.models.video docs).
 PUBLISHED_PARAMS = {"r3d_18": 33_371_472, "mc3_18": 11_695_440, "r2plus1d_18": 31_505_325}
 # T of the last stage for a 16-frame clip: mc3's upper stages never stride in time.
 FINAL_FEATURE_MAP = {"r3d_18": [512, 2, 7, 7], "mc3_18": [512, 16, 7, 7], "r2plus1d_18": [512, 2, 7, 7]}

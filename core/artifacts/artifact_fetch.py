@@ -40,7 +40,9 @@ def fetch_artifact(
         dest = cache.file_path(spec.name, expected, _filename(source, artifact))
         if on_download:
             on_download()
-        download(source, dest, expected, progress=progress, hint=hint)
+        # the published size bounds the download only when these must be the published bytes
+        size = artifact.size if expected == published else None
+        download(source, dest, expected, progress=progress, hint=hint, max_bytes=size, allow_file=url is not None)
         return cache.add_file(spec.name, artifact.name, dest, source, expected, verified=True, official=official)
 
     from filelock import FileLock
@@ -59,7 +61,7 @@ def fetch_artifact(
         staged = staging / filename
         if on_download:
             on_download()
-        observed = download(source, staged, None, progress=progress, hint=hint)
+        observed = download(source, staged, None, progress=progress, hint=hint, allow_file=url is not None)
         prefix_ok = _matches_prefix(artifact, observed)
         if prefix_ok is False:
             staged.unlink(missing_ok=True)

@@ -46,12 +46,15 @@ def resolve_weights(spec, config, cache, weights_file=None, progress=True) -> We
     return Weights(cached.path, cached.sha256, cached.official)
 
 
-def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
+def resolve_onnx(model, registry, weights: Weights, cache, log=None) -> tuple:
     """The ONNX converted from `weights`, cached by checkpoint hash. Returns (path, converted_now).
 
     A file made by another zoo or plugin version is converted again: a converter fix must reach
     users who already have a cached model.
     """
+    from modelzoo.core.contract.registry import blamed_on
+
+    spec = model.spec
     plugin = registry.plugins.get(spec.plugin)
     filename = f"{spec.name}-{plugin.version if plugin and plugin.version else 'dev'}.onnx"
     hit = cache.find_derived(spec.name, weights.sha256, filename)
@@ -63,36 +66,37 @@ def resolve_onnx(spec, registry, weights: Weights, cache, log=None) -> tuple:
 
     try:
         state_dict = load_state_dict(weights.path)
-        model = registry.model_hook(spec, "zoo_build_onnx")(state_dict=state_dict)
+        with blamed_on(spec.plugin, f"build_onnx for {spec.name}"):
+            graph = model.build_onnx(state_dict)
     except (CheckpointError, ConversionError):
         if not weights.official:  # a custom file that is not this model's checkpoint must not stay cached
             cache.discard(spec.name, weights.sha256)
         raise
-    if model is None:
+    if graph is None:
         raise PluginError(f"plugin {spec.plugin!r} cannot build an ONNX graph for {spec.name}; pass --model FILE.onnx")
-    payload = model.SerializeToString()
+    payload = graph.SerializeToString()
     path = cache.add_derived(spec.name, weights.sha256, filename, lambda handle: handle.write(payload)).path
     cache.prune_derived(spec.name, weights.sha256, keep=filename, stem=f"{spec.name}-")
     return path, True
 
 
-def converted_onnx(spec, registry, config, cache, weights_file=None, log=None) -> tuple:
+def converted_onnx(model, registry, config, cache, weights_file=None, log=None) -> tuple:
     """The ONNX of the official or --weights checkpoint, converted once: (path, Weights, converted_now)."""
-    weights = resolve_weights(spec, config, cache, weights_file)
+    weights = resolve_weights(model.spec, config, cache, weights_file)
     if not weights.official and log:
         log(f"using custom weights {weights.path.name} (sha256 {weights.sha256[:12]}…), not the official checkpoint")
-    path, converted = resolve_onnx(spec, registry, weights, cache, log=log)
+    path, converted = resolve_onnx(model, registry, weights, cache, log=log)
     return path, weights, converted
 
 
-def onnx_source(spec, registry, config, cache, model_path=None, weights_file=None, log=None) -> Path:
+def onnx_source(model, registry, config, cache, model_path=None, weights_file=None, log=None) -> Path:
     """The ONNX to prepare for a board: --model FILE.onnx, else the converted checkpoint."""
     if model_path:
         path = existing_model_file(model_path)
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
         return path
-    return converted_onnx(spec, registry, config, cache, weights_file, log)[0]
+    return converted_onnx(model, registry, config, cache, weights_file, log)[0]
 
 
 def existing_model_file(model_path) -> Path:

@@ -3,6 +3,10 @@
 A download goes to `<dest>.part`, resumes it with an HTTP Range request after a dropped
 connection, and is renamed to `<dest>` only after its sha256 matched. A file lock on
 `<dest>.lock` makes a second process wait and then reuse the first one's file.
+
+What it refuses: more bytes than expected (or than DEFAULT_MAX_BYTES), a redirect away from https
+(or, from a plain-http URL, to another host), and file:// URLs the user did not write.
+An interrupted download keeps its `.part` file, so the next run resumes it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from modelzoo.core.version import zoo_version
 DEFAULT_TIMEOUT = 20.0  # per connect and per read; a stalled transfer fails, a slow one does not
 _BACKOFF = 0.4  # seconds before the first retry, doubled each time: 0.4 + 0.8 + 1.6 for 3 retries
 _CHUNK = 1 << 18
+DEFAULT_MAX_BYTES = 4 << 30  # when the size is unknown: generous, but an endless response cannot fill the disk
 
 
 class _Retry(Exception):
@@ -37,17 +43,21 @@ def download(
     retries: int = 3,
     progress: bool = True,
     hint: str | None = None,
+    max_bytes: int | None = None,
+    allow_file: bool = False,
 ) -> str:
     """Download `url` to `dest` unless a verified copy is already there; returns the file's sha256.
 
-    `hint` says how to supply the file by hand; it ends every error message.
+    `hint` says how to supply the file by hand; it ends every error message. `max_bytes` is the
+    expected size where known (default DEFAULT_MAX_BYTES); `allow_file` accepts a file:// URL the user wrote.
     """
     from filelock import FileLock
 
+    hint = hint or "download it by other means and run `zoo fetch MODEL --weights FILE`"
+    scheme = _check_scheme(url, allow_file, hint)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = sha256.lower() if sha256 else None
-    hint = hint or "download it by other means and run `zoo fetch MODEL --weights FILE`"
     lock = FileLock(str(dest) + ".lock")
     _acquire(lock, dest, progress)
     try:
@@ -58,8 +68,11 @@ def download(
             dest.unlink()  # corrupt: fetch it again
         part = dest.with_name(dest.name + ".part")
         reporter = _Progress(dest.name, progress)
+        if scheme == "file":
+            print(f"{url} is a local file: copying it, not downloading it", file=sys.stderr)
+            retries = 0  # a missing or unreadable local file does not come back by waiting
         try:
-            _fetch_with_retries(url, part, timeout, retries, reporter, hint)
+            _fetch_with_retries(url, part, timeout, retries, reporter, hint, max_bytes)
         finally:
             reporter.done()
         actual = sha256_file(part)
@@ -75,12 +88,65 @@ def download(
         lock.release()
 
 
-def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, reporter: _Progress, hint: str) -> None:
+def _check_scheme(url: str, allow_file: bool, hint: str) -> str:
+    """The URL's scheme, if zoo may fetch it; otherwise a DownloadError."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme == "file" and not allow_file:
+        raise DownloadError(
+            f"refusing {url}: a file:// URL is accepted only where you write it yourself (zoo.yaml); {hint}"
+        )
+    if scheme not in ("https", "http", "file"):
+        raise DownloadError(f"cannot download {url}: zoo downloads only https:// and http:// URLs; {hint}")
+    return scheme
+
+
+def _redirect_allowed(origin: str, target: str) -> bool:
+    """Redirects go to https, or from a plain-http URL to the same host over http: never down to plain http."""
+    old, new = urllib.parse.urlsplit(origin), urllib.parse.urlsplit(target)
+    if new.scheme.lower() == "https":
+        return True
+    return old.scheme.lower() == new.scheme.lower() == "http" and old.hostname == new.hostname
+
+
+def _refused_redirect(url: str, target: str, hint: str) -> DownloadError:
+    return DownloadError(
+        f"refused the redirect from {url} to {target}: zoo follows redirects only to https "
+        f"(or, from an http:// URL, to the same host); use an https:// URL, or {hint}"
+    )
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only where `_redirect_allowed` says so."""
+
+    def __init__(self, origin: str, hint: str):
+        self.origin = origin
+        self.hint = hint
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not _redirect_allowed(self.origin, newurl):
+            fp.close()
+            raise _refused_redirect(self.origin, newurl, self.hint)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _too_large(url: str, limit: int, hint: str, expected: bool, announced: int | None = None) -> DownloadError:
+    allowed = f"the {limit} bytes expected" if expected else f"{limit} bytes, zoo's limit for a file of unknown size"
+    what = f"is {announced} bytes" if announced is not None else "sent more"
+    return DownloadError(
+        f"{url} {what}, more than {allowed}; the download was stopped and discarded. Check the URL, or {hint}"
+    )
+
+
+def _fetch_with_retries(
+    url: str, part: Path, timeout: float, retries: int, reporter: _Progress, hint: str, max_bytes: int | None
+) -> None:
+    local = urllib.parse.urlsplit(url).scheme.lower() == "file"
+    advice = "Check the path" if local else "Check the network connection (and any proxy)"
     failures = 0
     while True:
         before = _size(part)
         try:
-            _attempt(url, part, timeout, reporter, hint)
+            _attempt(url, part, timeout, reporter, hint, max_bytes)
             return
         except _Retry as exc:
             reason = str(exc)
@@ -88,30 +154,32 @@ def _fetch_with_retries(url: str, part: Path, timeout: float, retries: int, repo
             reason = _describe(exc)
             if isinstance(getattr(exc, "reason", exc), socket.gaierror):
                 # no DNS means no network: waiting and asking again will not change that
-                raise DownloadError(
-                    f"could not download {url}: {reason}. Check the network connection (and any proxy), or {hint}"
-                ) from None
+                raise DownloadError(f"could not download {url}: {reason}. {advice}, or {hint}") from None
         # Progress resets the budget: a flaky link that keeps delivering bytes gets there.
         failures = 0 if _size(part) > before else failures + 1
         if failures > retries:
-            raise DownloadError(
-                f"could not download {url}: {reason}. Check the network connection (and any proxy), or {hint}"
-            )
+            raise DownloadError(f"could not download {url}: {reason}. {advice}, or {hint}")
         if failures:
             time.sleep(_BACKOFF * 2 ** (failures - 1))
 
 
-def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: str) -> None:
-    """One request; on return `part` holds the whole body."""
+def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: str, max_bytes: int | None) -> None:
+    """One request; on return `part` holds the whole body, at most `max_bytes` (else DEFAULT_MAX_BYTES)."""
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     offset = _size(part)
     headers = {"User-Agent": f"modelzoo/{zoo_version()}"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener(_SafeRedirects(url, hint))
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
+        location = urllib.parse.urljoin(url, exc.headers.get("Location") or "")
+        if 300 <= exc.code < 400 and not _redirect_allowed(url, location):
+            # urllib refuses a redirect to file:// and such itself, before _SafeRedirects is asked
+            raise _refused_redirect(url, location, hint) from None
         if exc.code == 416 and offset:
             part.unlink()  # the partial file is not a prefix the server knows; start over
             raise _Retry("the server refused to resume (HTTP 416)") from None
@@ -134,10 +202,20 @@ def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: st
             offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+        if total is not None and total > limit:
+            part.unlink(missing_ok=True)
+            raise _too_large(url, limit, hint, max_bytes is not None, announced=total)
         received = offset
         with open(part, mode) as out:
-            while chunk := response.read(_CHUNK):
+            # read1 returns what has arrived, so a stalled or endless body is checked as it streams;
+            # reading one byte past the limit is how an over-long body shows itself
+            while chunk := response.read1(min(_CHUNK, limit - received + 1)):
+                if received + len(chunk) > limit:
+                    out.close()
+                    part.unlink(missing_ok=True)
+                    raise _too_large(url, limit, hint, max_bytes is not None)
                 out.write(chunk)
+                out.flush()  # what was received is on disk, so even a killed run resumes from it
                 received += len(chunk)
                 reporter.update(received, total)
     if total is not None and received < total:

@@ -20,9 +20,10 @@ class Backend:
     converts_weights: ClassVar[bool] = False  # runs the ONNX that zoo converts from the checkpoint
     options: ClassVar[tuple] = ()  # keyword options it honours, e.g. ("priority", "bpu_cores")
 
-    def __init__(self, model_path: Path, *, threads: int | None = None, **options):
+    def __init__(self, model_path: Path, *, threads: int | None = None, model=None, **options):
         self.model_path = Path(model_path)
         self.threads = threads
+        self.model = model  # the zoo Model being run, for backends that need its preprocessing (e.g. NV12)
         self.options = options
 
     @classmethod
@@ -36,28 +37,28 @@ class Backend:
         return cls.is_available()
 
     @classmethod
-    def default_model(cls, spec, cache):
+    def default_model(cls, model, cache):
         """A model file this backend can run without --model, or None (e.g. a fetched .hbm)."""
         return None
 
     @classmethod
-    def has_model_for(cls, spec, cache) -> bool:
-        """Whether it can run `spec` without --model: from converted weights or a cached file of its own."""
-        return cls.converts_weights or cls.default_model(spec, cache) is not None
+    def has_model_for(cls, model, cache) -> bool:
+        """Whether it can run `model` without --model: from converted weights or a cached file of its own."""
+        return cls.converts_weights or cls.default_model(model, cache) is not None
 
     @classmethod
     def unavailable_message(cls) -> str:
         return f"backend {cls.name!r} is not available here: {cls.install_hint}"
 
     def run(self, batch):
-        """[K, ...] float32 model input -> [K, classes] logits."""
+        """[K, ...] float32 model input -> the model's first output for the K samples."""
         raise NotImplementedError
 
     def describe(self) -> str:
         return self.name
 
 
-def choose_backend(spec, requested: str, model_path, backends: dict, cache):
+def choose_backend(model, requested: str, model_path, backends: dict, cache):
     """--backend NAME must exist and be available; auto picks by priority, model suffix and availability."""
     if requested != "auto":
         if requested not in backends:
@@ -81,10 +82,10 @@ def choose_backend(spec, requested: str, model_path, backends: dict, cache):
             if model_path is not None:
                 unavailable.append(backend)
             continue
-        if model_path is None and not backend.has_model_for(spec, cache):
+        if model_path is None and not backend.has_model_for(model, cache):
             continue
         return backend
-    what = Path(model_path).name if model_path is not None else spec.name
+    what = Path(model_path).name if model_path is not None else model.name
     if model_path is not None and Path(model_path).suffix in (".pth", ".pt", ".safetensors", ".npz"):
         raise BackendError(f"{what} looks like a checkpoint, not a model file; pass it as --weights {model_path}")
     if unavailable:

@@ -71,13 +71,13 @@ class HbmBackend(Backend):
         return f"backend 'hbm' is not available here: {reason or 'hbm_runtime is not installed'}; {BOARD_PACKAGE_HINT}"
 
     @classmethod
-    def default_model(cls, spec, cache):
+    def default_model(cls, model, cache):
         """The prebuilt .hbm, once `zoo fetch` has put it in the cache."""
-        cached = cache.find(spec.name, "hbm") if cache is not None else None
+        cached = cache.find(model.name, "hbm") if cache is not None else None
         return cached.path if cached is not None else None
 
-    def __init__(self, model_path, *, threads=None, priority=None, bpu_cores=None, **options):
-        super().__init__(model_path, threads=threads, **options)
+    def __init__(self, model_path, *, threads=None, model=None, priority=None, bpu_cores=None, **options):
+        super().__init__(model_path, threads=threads, model=model, **options)
         runtime_module, reason = _import_runtime()
         if runtime_module is None:
             raise BackendError(f"backend 'hbm' is not available here: {reason}; {BOARD_PACKAGE_HINT}")
@@ -94,33 +94,65 @@ class HbmBackend(Backend):
             )
         self.model_name = names[0]
         inputs = list(self.runtime.input_names[self.model_name])
-        if len(inputs) != 1:
-            raise BackendError(
-                f"{self.model_path.name} has {len(inputs)} inputs ({', '.join(inputs)}); this model takes one clip tensor"
-            )
-        self.input_name = inputs[0]
-        self.input_shape = tuple(int(d) for d in self.runtime.input_shapes[self.model_name][self.input_name])
-        self.input_dtype = _name(self.runtime.input_dtypes[self.model_name][self.input_name])
-        # The enum's spelling is not documented (F32, FLOAT32, ...): refuse only what is clearly not a float tensor.
-        if self.input_dtype in _QUANTIZED_DTYPES or self.input_dtype.startswith(("INT", "UINT", "NV12", "Y", "UV")):
-            raise BackendError(
-                f"{self.model_path.name} takes {self.input_dtype} input, but zoo feeds the float32 clip it preprocesses; "
-                "compile with input_type_rt featuremap and norm_type no_preprocess (see `zoo compile`)"
-            )
-        # The first output is the logits: single-output classifiers are what the zoo compiles.
-        self.output_name = list(self.runtime.output_names[self.model_name])[0]
+        shapes = {name: tuple(int(d) for d in self.runtime.input_shapes[self.model_name][name]) for name in inputs}
+        dtypes = {name: _name(self.runtime.input_dtypes[self.model_name][name]) for name in inputs}
+        self.nv12 = _nv12_pair(inputs, shapes, dtypes)  # (y name, uv name) when the model takes NV12
+        if self.nv12 is not None:
+            if model is None or model.host_image(_probe_batch(model)) is None:
+                raise BackendError(
+                    f"{self.model_path.name} takes NV12 images, but {getattr(model, 'name', 'this model')} does not "
+                    "preprocess images; compile it with input_type_rt featuremap (see `zoo compile`)"
+                )
+            y_shape = shapes[self.nv12[0]]
+            self.input_shape = (y_shape[0], 3, y_shape[1], y_shape[2])  # what the host batch must look like
+        else:
+            if len(inputs) != 1:
+                raise BackendError(
+                    f"{self.model_path.name} has {len(inputs)} inputs ({', '.join(inputs)}); zoo feeds one tensor "
+                    "or an NV12 pair (y, uv)"
+                )
+            self.input_name = inputs[0]
+            self.input_shape = shapes[self.input_name]
+            self.input_dtype = dtypes[self.input_name]
+            # The enum's spelling is not documented (F32, FLOAT32, ...): refuse only what is clearly not a float tensor.
+            if self.input_dtype in _QUANTIZED_DTYPES or self.input_dtype.startswith(("INT", "UINT", "NV12", "Y", "UV")):
+                raise BackendError(
+                    f"{self.model_path.name} takes {self.input_dtype} input, but zoo feeds the float32 tensor it "
+                    "preprocesses; compile with input_type_rt featuremap and norm_type no_preprocess (see `zoo compile`)"
+                )
+        # The first output is the model's result: single-output models are what the zoo compiles.
+        self.output_name = next(iter(self.runtime.output_names[self.model_name]))
         self.output_dtype = self.runtime.output_dtypes[self.model_name][self.output_name]
         self.output_quant = (
             (getattr(self.runtime, "output_quants", None) or {}).get(self.model_name, {}).get(self.output_name)
         )
+        # hbm_runtime takes scheduling as dicts keyed by model name, never bare values (docs/board.md).
         self.run_options = {}
         if priority is not None:
-            self.run_options["priority"] = int(priority)
+            self.run_options["priority"] = {self.model_name: int(priority)}
         if bpu_cores is not None:
-            self.run_options["bpu_cores"] = [int(c) for c in bpu_cores]
+            self.run_options["bpu_cores"] = {self.model_name: [int(c) for c in bpu_cores]}
+        setter = getattr(self.runtime, "set_scheduling_params", None)
+        if self.run_options and callable(setter):
+            try:
+                setter(**self.run_options)
+            except (TypeError, ValueError) as exc:
+                raise BackendError(f"hbm_runtime refused the scheduling options {self.run_options}: {exc}") from None
+            self.run_options = {}  # set once for the whole run
+
+    def _feeds(self, chunk) -> dict:
+        if self.nv12 is None:
+            return {self.input_name: chunk}
+        from modelzoo.core.backends.nv12 import rgb_to_nv12
+
+        images = self.model.host_image(chunk)
+        pairs = [rgb_to_nv12(image) for image in images]
+        import numpy as np
+
+        return {self.nv12[0]: np.stack([y for y, _ in pairs]), self.nv12[1]: np.stack([uv for _, uv in pairs])}
 
     def run(self, batch):
-        """One inference per clip: the board model's batch is fixed (1 for the published .hbm)."""
+        """One inference per input row: the board model's batch is fixed (1 for the published .hbm)."""
         import numpy as np
 
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -131,21 +163,56 @@ class HbmBackend(Backend):
                 "the .hbm does not match this model's preprocessing"
             )
         outputs = []
+        # Board models often give scores as [1, C, 1, 1] (D-Robotics' R3D-18 binding accepts any output
+        # that squeezes to the class count): size-1 axes beyond the spec's output rank are dropped.
+        rank = len(self.model.spec.output.shape) if self.model is not None else None
         for start in range(0, batch.shape[0], per_call):
-            feed = {self.model_name: {self.input_name: batch[start : start + per_call]}}
+            feed = {self.model_name: self._feeds(batch[start : start + per_call])}
             try:
                 result = self.runtime.run(feed, **self.run_options)
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:
                 raise BackendError(f"hbm_runtime rejected the input for {self.model_path.name}: {exc}") from None
             raw = result[self.model_name][self.output_name]
-            logits = dequantize(raw, self.output_quant, self.output_dtype)
-            outputs.append(logits.reshape(per_call, -1).astype(np.float32, copy=False))
+            # dequantized before squeezing: the quant axis is the raw tensor's
+            values = dequantize(raw, self.output_quant, self.output_dtype)
+            values = values.reshape(per_call, *values.shape[1:])
+            if rank is not None and values.ndim > rank:
+                kept = [d for d in values.shape[1:] if d != 1]
+                if len(kept) == rank - 1:
+                    values = values.reshape(per_call, *kept)
+            outputs.append(values.astype(np.float32, copy=False))
         return np.concatenate(outputs, axis=0)
 
     def describe(self) -> str:
-        version = ""
-        try:
-            version = f" {self.runtime.version()}"
-        except Exception:  # version() is informative only
-            pass
-        return f"hbm_runtime{version} ({self.model_name} on the BPU)"
+        # `version` is documented as a read-only string attribute; one stub declares a static method.
+        version = getattr(self.runtime, "version", None) or getattr(type(self.runtime), "version", None)
+        if callable(version):
+            try:
+                version = version()
+            except Exception:  # informative only
+                version = None
+        return f"hbm_runtime{' ' + str(version) if version else ''} ({self.model_name} on the BPU)"
+
+
+def _nv12_pair(inputs: list, shapes: dict, dtypes: dict):
+    """(y name, uv name) when the inputs are an NV12 image as two uint8 tensors, y [N,H,W,1] and
+    uv [N,H/2,W/2,2] (how hbm_runtime shows a model compiled with input_type_rt nv12), else None."""
+    if len(inputs) != 2 or any(dtypes[name] not in ("U8", "UINT8") for name in inputs):
+        return None
+    by_channels = {shapes[name][-1]: name for name in inputs if len(shapes[name]) == 4}
+    if set(by_channels) != {1, 2}:
+        return None
+    y, uv = by_channels[1], by_channels[2]
+    (n, h, w, _), uv_shape = shapes[y], shapes[uv]
+    if uv_shape[:3] != (n, h // 2, w // 2):
+        return None
+    return y, uv
+
+
+def _probe_batch(model):
+    """A zero batch of the model's input, to ask whether it knows the images it came from."""
+    import numpy as np
+
+    shape = [1 if isinstance(d, str) else int(d) for d in model.spec.input.shape]
+    shape[0] = 1
+    return np.zeros(shape, np.float32)

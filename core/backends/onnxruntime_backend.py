@@ -15,8 +15,8 @@ class OnnxRuntimeBackend(Backend):
     converts_weights = True
     max_batch = 4
 
-    def __init__(self, model_path, *, threads=None, **options):
-        super().__init__(model_path, threads=threads, **options)
+    def __init__(self, model_path, *, threads=None, model=None, **options):
+        super().__init__(model_path, threads=threads, model=model, **options)
         import onnxruntime as ort
 
         session_options = ort.SessionOptions()

@@ -59,37 +59,38 @@ class PatchResult:
         }
 
 
-def patch_model(registry, spec, model, march: str, *, verify: bool = True, threads: int | None = None):
-    """Apply every plugin's zoo_patch_graph in order, then validate: onnx.checker and, if anything changed,
-    numerical equivalence with the unpatched graph. Returns (patched_model, PatchResult); `model` is untouched.
+def patch_model(model, onnx_model, march, *, verify: bool = True, threads: int | None = None):
+    """The model's graph patch for `march` (a registered March), then validation: onnx.checker and, if
+    anything changed, numerical equivalence with the unpatched graph. Returns (patched, PatchResult);
+    `onnx_model` is untouched.
     """
     import onnx
 
-    from modelzoo.core.board.march_rules import rules_for
+    from modelzoo.core.contract.registry import blamed_on
     from modelzoo.core.graph.equivalence import verify_equivalent
 
-    rules_for(march)  # an unknown march fails here, before any plugin runs
     patched = onnx.ModelProto()
-    patched.CopyFrom(model)
-    changes = list(registry.patch_graph(spec, patched, march))
-    if patched.SerializeToString() == model.SerializeToString():
+    patched.CopyFrom(onnx_model)
+    with blamed_on(model.plugin, f"patch_graph for {model.name}"):
+        changes = list(model.patch_graph(patched, march) or [])
+    if patched.SerializeToString() == onnx_model.SerializeToString():
         return patched, PatchResult(changes, None)
     if not changes:  # validated all the same: a silent rewrite is still a rewrite
-        changes = ["the graph was changed by a zoo_patch_graph hook that reported no change"]
+        changes = ["the graph was changed by the model's patch_graph, which reported no change"]
     try:
         onnx.checker.check_model(patched)
     except onnx.checker.ValidationError as exc:
-        raise ConversionError(f"the patched graph is not valid ONNX ({exc}); a zoo_patch_graph hook broke it") from exc
-    shape = tuple(1 if isinstance(d, str) else d for d in spec.input.shape)  # the board's batch-1 clip
-    equivalence = verify_equivalent(model, patched, threads=threads, input_shape=shape) if verify else None
+        raise ConversionError(f"the patched graph is not valid ONNX ({exc}); the model's patch_graph broke it") from exc
+    shape = tuple(1 if isinstance(d, str) else d for d in model.spec.input.shape)  # the board's batch-1 input
+    equivalence = verify_equivalent(onnx_model, patched, threads=threads, input_shape=shape) if verify else None
     return patched, PatchResult(changes, equivalence)
 
 
 def prepare_compile(
     registry,
-    spec,
     model,
-    march: str,
+    onnx_model,
+    march,
     workdir: Path,
     *,
     calib_dir=None,
@@ -97,72 +98,80 @@ def prepare_compile(
     fast_perf: bool = False,
     log=None,
 ) -> CompilePlan:
-    """Patch and lint `model` (an onnx.ModelProto) for `march` and lay out WORKDIR for hb_compile."""
+    """Patch and lint `onnx_model` for `march` (a March) and lay out WORKDIR for hb_compile."""
     from modelzoo.core.artifacts.artifacts import save_onnx
-    from modelzoo.core.board.march_rules import check_model
+    from modelzoo.core.contract.registry import blamed_on
 
+    spec = model.spec
     workdir = Path(workdir).resolve()
-    if calib_dir and not fast_perf and not Path(calib_dir).is_dir():  # before anything is written
-        from modelzoo.core.errors import InputError
+    if calib_dir and not fast_perf:  # before anything is written
+        from modelzoo.core.board.calibration import check_calibration_dir
 
-        raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {spec.name}`")
-    patched, result = patch_model(registry, spec, model, march)
-    findings = check_model(patched, march)
+        check_calibration_dir(registry, model, calib_dir)
+    patched, result = patch_model(model, onnx_model, march)
+    findings = march.check(patched)
     if findings:
         raise ToolchainError(
-            f"{len(findings)} node(s) still violate {march} constraints after patching "
-            f"({'; '.join(f'{f.node}: {f.message}' for f in findings[:3])}); see `zoo check {spec.name} --march {march}`"
+            f"{len(findings)} node(s) still violate {march.name} constraints after patching "
+            f"({'; '.join(f'{f.node}: {f.message}' for f in findings[:3])}); see `zoo check {spec.name} --march {march.name}`"
         )
-    onnx_path = workdir / f"{spec.name}_{march}.onnx"
+    onnx_path = workdir / f"{spec.name}_{march.name}.onnx"
     save_onnx(patched, onnx_path)
     if fast_perf:
         plan = CompilePlan(
             spec.name,
-            march,
+            march.name,
             workdir,
             onnx_path,
             result.changes,
-            hb_compile.fast_perf_command(onnx_path.name, march),
+            hb_compile.fast_perf_command(onnx_path.name, march.name, *_static_input(spec, onnx_path)),
             workdir,
             fast_perf=True,
         )
         if calib_dir:
             plan.warnings.append("--fast-perf calibrates with random data; --calib is not used")
         return plan
-    plan = CompilePlan(spec.name, march, workdir, onnx_path, result.changes, [], workdir / "model_output")
-    calibration_dir = _calibration(registry, spec, plan, calib_dir, count, log)
-    config = registry.model_hook(spec, "zoo_compile_config")(
-        march=march, onnx_path=onnx_path, calib_dir=calibration_dir, working_dir=plan.output_dir
-    )
+    plan = CompilePlan(spec.name, march.name, workdir, onnx_path, result.changes, [], workdir / "model_output")
+    calibration_dir = _calibration(registry, model, plan, calib_dir, count, log)
+    with blamed_on(spec.plugin, f"compile_config for {spec.name}"):
+        config = model.compile_config(march, onnx_path, calibration_dir, plan.output_dir)
     if not isinstance(config, dict) or any(not isinstance(config.get(key), dict) for key in CONFIG_SECTIONS):
         raise PluginError(
             f"plugin {spec.plugin!r} returned no usable hb_compile config for {spec.name} "
-            f"(zoo_compile_config must return a dict with the sections {', '.join(CONFIG_SECTIONS)})"
+            f"(compile_config must return a dict with the sections {', '.join(CONFIG_SECTIONS)})"
         )
     from modelzoo.core.board.compile_config import relative_paths, write_config
 
     model_parameters = config["model_parameters"]
     plan.output_dir = workdir / model_parameters.get("working_dir", plan.output_dir)  # a plugin may choose another
     plan.prefix = model_parameters.get("output_model_file_prefix")
-    plan.config = write_config(relative_paths(config, workdir), workdir / f"{spec.name}_{march}.yaml")
+    plan.config = write_config(relative_paths(config, workdir), workdir / f"{spec.name}_{march.name}.yaml")
     plan.command = hb_compile.full_command(plan.config.name)
     return plan
 
 
-def _calibration(registry, spec, plan: CompilePlan, calib_dir, count: int, log):
-    """WORKDIR/calibration from --calib (its .npy files, or samples made from its videos), or None."""
+def _static_input(spec, onnx_path) -> tuple:
+    """(name, batch-1 shape) of the ONNX input: --fast-perf needs them for a model with a dynamic batch."""
+    from modelzoo.core.board.compile_config import board_input_shape, onnx_input
+
+    name, shape = onnx_input(onnx_path)
+    return name, board_input_shape(spec, shape)
+
+
+def _calibration(registry, model, plan: CompilePlan, calib_dir, count: int, log):
+    """WORKDIR/calibration from --calib (its .npy files, or samples made from the inputs in it), or None."""
     if not calib_dir:
         plan.warnings.append(
             "no --calib: hb_compile will calibrate on random data (calibration_type skip); "
-            f"fine for speed, not for accuracy; make real data with `zoo calib {spec.name}`"
+            f"fine for speed, not for accuracy; make real data with `zoo calib {model.name}`"
         )
         return None
     from modelzoo.core.board.calibration import collect_calibration
     from modelzoo.core.board.compile_config import board_input_shape, onnx_input
 
     target = plan.workdir / "calibration"
-    shape = board_input_shape(spec, onnx_input(plan.onnx)[1])
-    samples = collect_calibration(registry, spec, calib_dir, target, shape, count=count, log=log)
+    shape = board_input_shape(model.spec, onnx_input(plan.onnx)[1])
+    samples = collect_calibration(registry, model, calib_dir, target, shape, count=count, log=log)
     plan.calibration = {"dir": str(target), "samples": samples}
     return target
 

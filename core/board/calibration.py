@@ -1,9 +1,10 @@
-"""Calibration data for hb_compile: one float32 .npy per sample, exactly the tensor `zoo run` feeds the model.
+"""Calibration data for hb_compile: one float32 .npy per sample, exactly the tensor `zoo run` feeds the
+ONNX model (on the S100 the calibration set is the float model's own input, normalized: docs/board.md).
 
-The board model takes one clip per inference (input_shape 1x3x16x112x112), and hb_compile reads
-each .npy as one sample of that shape. So with K clips per video, the [K,...] tensor that
-`zoo preprocess --clips K` writes is split into K single-clip files `<video>_clip<k>.npy`, each
-bitwise equal to one row of it; with one clip the file is `<video>.npy`, equal to the whole of it.
+The board model takes one sample per inference (batch 1), and hb_compile reads each .npy as one
+sample of that shape. A model splits its [K,...] tensor into samples (`Model.calibration_samples`):
+by default K files `<input>_clip<k>.npy`, each bitwise one row of it; with one row the file is
+`<input>.npy`, equal to the whole of it.
 """
 
 from __future__ import annotations
@@ -12,22 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelzoo.core.errors import InputError, ZooError
-
-VIDEO_SUFFIXES = {
-    ".mp4",
-    ".avi",
-    ".mkv",
-    ".mov",
-    ".webm",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".flv",
-    ".wmv",
-    ".3gp",
-    ".ts",
-    ".npy",
-}
 
 
 @dataclass
@@ -51,15 +36,17 @@ class CalibrationReport:
         }
 
 
-def find_sources(inputs) -> list:
-    """Files as given, and the video (or .npy) files inside given directories, recursively, sorted."""
+def find_sources(inputs, suffixes) -> list:
+    """Files as given, and the files with one of `suffixes` (the task's) inside given directories,
+    recursively, sorted."""
     sources = []
+    suffixes = {s.lower() for s in suffixes}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not found:
-                raise InputError(f"{path} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+                raise InputError(f"{path} holds no input files this model takes ({', '.join(sorted(suffixes))})")
             sources.extend(found)
         elif path.exists():
             sources.append(path)
@@ -81,37 +68,43 @@ def sample_names(source: Path, clips: int, taken: set) -> list:
 
 
 def write_calibration(
-    registry, spec, inputs, out_dir, *, count: int = 100, clips: int = 1, on_source=None
+    registry, model, inputs, out_dir, *, count: int = 100, options: dict | None = None, on_source=None
 ) -> CalibrationReport:
     """Preprocess sources into `out_dir` until `count` samples exist; bad sources are skipped, not fatal.
 
     `on_source(path, error_or_None)` is called after each source (for a progress bar).
     Raises InputError only when no sample at all could be written.
     """
+    from modelzoo.core.config import Config
+    from modelzoo.core.contract.registry import blamed_on
     from modelzoo.core.inputs.tensor_file import save_npy
-    from modelzoo.core.runner import prepare_input
+    from modelzoo.core.runner import prepare_input, task_options
 
     out_dir = Path(out_dir)  # created by the first sample written, so a failed run leaves nothing
     report = CalibrationReport(out_dir=out_dir, count=count)
-    sources = find_sources(inputs)
+    sources = find_sources(inputs, registry.task_of(model).calibration_suffixes)
+    if options is None:
+        options = task_options(registry, model, Config())  # calibration ignores zoo.yaml's run settings
     before = set(out_dir.glob("*.npy"))
     taken: set = set()
     for source in sources:
         if len(report.written) >= count:
             break
         try:
-            tensor, _ = prepare_input(registry, spec, source, clips)
-        except ZooError as exc:  # a video that does not decode is reported, the run goes on
+            tensor, _ = prepare_input(registry, model, source, options)
+        except ZooError as exc:  # an input that does not decode is reported, the run goes on
             report.skipped.append((source, str(exc)))
             if on_source:
                 on_source(source, exc)
             continue
-        names = sample_names(source, int(tensor.shape[0]) if clips > 1 else 1, taken)
-        for index, name in enumerate(names):
+        with blamed_on(model.plugin, f"calibration_samples for {model.name}"):
+            samples = list(model.calibration_samples(tensor))
+        names = sample_names(source, len(samples), taken)
+        for sample, name in zip(samples, names):
             if len(report.written) >= count:
                 break
             target = out_dir / name
-            save_npy(target, tensor[index : index + 1])
+            save_npy(target, sample)
             report.written.append(target)
         report.sources_used += 1
         if on_source:
@@ -123,9 +116,18 @@ def write_calibration(
     return report
 
 
-def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, count: int = 100, log=None) -> int:
+def check_calibration_dir(registry, model, calib_dir) -> None:
+    """Refuse a --calib folder with nothing usable in it, before anything is written."""
+    calib_dir = Path(calib_dir)
+    if not calib_dir.is_dir():
+        raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {model.name}`")
+    if not any(calib_dir.glob("*.npy")):
+        find_sources([calib_dir], registry.task_of(model).calibration_suffixes)
+
+
+def collect_calibration(registry, model, calib_dir, target, shape: tuple, *, count: int = 100, log=None) -> int:
     """Make `target` hold exactly the calibration samples from `calib_dir`: its .npy files (checked
-    against the board input `shape`, copied), else samples written from the videos in it.
+    against the board input `shape`, copied), else samples written from the inputs in it.
 
     `target` is a folder the zoo owns (WORKDIR/calibration): other .npy files there are removed,
     since hb_compile would read them too. Returns the number of samples.
@@ -137,8 +139,7 @@ def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, coun
     from modelzoo.core.atomic import atomic_write
 
     calib_dir, target = Path(calib_dir), Path(target)
-    if not calib_dir.is_dir():
-        raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {spec.name}`")
+    check_calibration_dir(registry, model, calib_dir)
     arrays = sorted(calib_dir.glob("*.npy"))
     target.mkdir(parents=True, exist_ok=True)
     if arrays:
@@ -151,7 +152,7 @@ def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, coun
             if array.dtype != np.float32 or tuple(array.shape) != tuple(shape):
                 raise InputError(
                     f"calibration file {path} holds {array.dtype} {list(array.shape)}, the board input is float32 "
-                    f"{list(shape)}; write calibration data with `zoo calib {spec.name}`"
+                    f"{list(shape)}; write calibration data with `zoo calib {model.name}`"
                 )
             if not same_folder:
                 with open(path, "rb") as source, atomic_write(target / path.name) as handle:
@@ -159,8 +160,8 @@ def collect_calibration(registry, spec, calib_dir, target, shape: tuple, *, coun
         names = {p.name for p in arrays}
     else:
         if log:
-            log(f"preprocessing the videos in {calib_dir} into calibration data")
-        report = write_calibration(registry, spec, [calib_dir], target, count=count)
+            log(f"preprocessing the inputs in {calib_dir} into calibration data")
+        report = write_calibration(registry, model, [calib_dir], target, count=count)
         for source, reason in report.skipped:
             if log:
                 log(f"skipped {source}: {reason}")

@@ -1,7 +1,9 @@
-"""The hb_compile config for a float "featuremap" model input, derived from the spec and the ONNX file.
+"""The hb_compile config, derived from the spec, the ONNX file and the model's board input form.
 
-Normalization stays on the host (norm_type no_preprocess), so the board model takes exactly the
-tensor `zoo preprocess` writes, and calibration data is that same tensor.
+By default normalization stays on the host (a float featuremap, norm_type no_preprocess), so the
+board model takes exactly the tensor `zoo preprocess` writes. A model may instead take NV12 and
+normalize inside (`Model.board_input`), as D-Robotics' published image models do (docs/board.md).
+Either way calibration data is the float model's input, as the S100 toolchain expects.
 """
 
 from __future__ import annotations
@@ -59,11 +61,17 @@ def hb_compile_config(
     optimize_level: str = "O2",
     core_num: int = 1,
     jobs: int | None = None,
+    board_input: dict | None = None,
 ) -> dict:
-    """The hb_compile config dict for a single float featuremap input (e.g. a video clip).
+    """The hb_compile config dict for a model with one input.
 
+    `board_input` holds input_parameters beyond name, shape and layout (input_type_rt, norm_type,
+    mean_value, ...); the default is a float featuremap normalized on the host.
     `calib_dir=None` means no calibration data: calibration_type `skip` (random data), as fast-perf does.
     """
+    board_input = dict(
+        board_input or {"input_type_rt": "featuremap", "input_type_train": "featuremap", "norm_type": "no_preprocess"}
+    )
     name, onnx_shape = onnx_input(onnx_path)
     shape = board_input_shape(spec, onnx_shape)
     if calib_dir is None:
@@ -79,14 +87,8 @@ def hb_compile_config(
         },
         "input_parameters": {
             "input_name": name,
-            "input_type_rt": "featuremap",
-            "input_type_train": "featuremap",
-            # Public configs only show NCHW/NHWC; for a featuremap input the layout is not used
-            # to reorder data, and NCHW matches channels-first NCTHW.
-            "input_layout_rt": "NCHW",
-            "input_layout_train": "NCHW",
+            **input_layouts(spec, board_input),
             "input_shape": "x".join(map(str, shape)),
-            "norm_type": "no_preprocess",
         },
         "calibration_parameters": calibration,
         "compiler_parameters": {
@@ -98,6 +100,24 @@ def hb_compile_config(
             **({"jobs": jobs} if jobs else {}),
         },
     }
+
+
+def board_layout(layout: str) -> str:
+    """hb_compile's name for the spec's layout: public configs only show NCHW and NHWC, so a
+    channels-first layout of any rank (NCTHW) is NCHW and a channels-last one NHWC."""
+    return "NHWC" if layout and layout.upper().endswith("C") else "NCHW"
+
+
+def input_layouts(spec, board_input: dict) -> dict:
+    """input_parameters with the layouts read from the spec: a featuremap input names both the runtime
+    and the training layout; an image input (nv12, rgb, ...) only the training one, as published configs do."""
+    layout = board_layout(spec.input.layout)
+    params = dict(board_input)
+    if params.get("input_type_rt", "featuremap") == "featuremap":
+        params.setdefault("input_layout_rt", layout)
+    params.setdefault("input_layout_train", layout)
+    order = ("input_type_rt", "input_type_train", "input_layout_rt", "input_layout_train")
+    return {**{k: params.pop(k) for k in order if k in params}, **params}
 
 
 def relative_paths(config: dict, base) -> dict:

@@ -1,14 +1,30 @@
-"""The plugin contract. A plugin module sets ZOO_HOOKSPEC_VERSION and implements some of these hooks.
+"""The plugin contract, version 2. A plugin module sets ZOO_HOOKSPEC_VERSION = 2 and implements some hooks.
 
-Per-model hooks (preprocess, postprocess, build_onnx, compile_config) are called only on the
-plugin that registered the model. zoo_patch_graph is called on every plugin, in order.
+Registration hooks are broadcast: every plugin is called once at load with a `register` callback
+and may register zero, one or many objects. Behaviour lives on those objects (Model, Task,
+Backend, March), never in per-model hooks. `firstresult` remains only where plugins compete to
+pick one thing: which backend serves a run.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
-HOOKSPEC_VERSION = 1
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import click
+
+    from modelzoo.core.artifacts.cache import ArtifactCache
+    from modelzoo.core.backends.backend import Backend
+    from modelzoo.core.board.march_rules import March
+    from modelzoo.core.contract.model import Model
+    from modelzoo.core.contract.task import Task
+
+HOOKSPEC_VERSION = 2
 """Bumped when a hook changes incompatibly; plugins declaring another version are not loaded."""
 
 hookspec = pluggy.HookspecMarker("modelzoo")
@@ -16,60 +32,64 @@ hookimpl = pluggy.HookimplMarker("modelzoo")
 
 
 @hookspec
-def zoo_register_models(register):
-    """Called once at load. Call `register(spec)` with a ModelSpec for each model the plugin provides."""
+def zoo_register_models(register: Callable[[Model], None]) -> None:
+    """Register this plugin's models.
 
-
-@hookspec
-def zoo_register_backends(register):
-    """Called once at load. Call `register(backend_class)` for each Backend class the plugin provides."""
-
-
-@hookspec(firstresult=True)
-def zoo_select_backend(spec, requested, model_path, backends, cache):
-    """Pick the Backend class that runs `spec` for `--backend requested` ("auto" or a name).
-
-    `model_path` is the user's `--model` file or None; `backends` maps names to registered classes;
-    `cache` is the ArtifactCache, to see which prebuilt models are already there.
-    Stops at the first non-None result.
-    """
-
-
-@hookspec(firstresult=True)
-def zoo_preprocess(spec, source, clips):
-    """Turn an InputSource (a video file, raw RGB frames, or a preprocessed tensor) into the model input.
-
-    Returns float32 [clips, *spec.input.shape[1:]]. Stops at the first non-None result.
-    """
-
-
-@hookspec(firstresult=True)
-def zoo_postprocess(spec, logits, top_k):
-    """Turn per-clip logits [clips, classes] into a list of Prediction, best first.
-
-    Stops at the first non-None result.
-    """
-
-
-@hookspec(firstresult=True)
-def zoo_build_onnx(spec, state_dict):
-    """Build an onnx.ModelProto from a state dict of numpy arrays in the checkpoint's key layout.
-
-    Stops at the first non-None result.
+    :param register: call it with a Model instance (a subclass of a task's model class, e.g.
+        ``VideoClassifier(spec)``) for each model. The spec is checked at once: a bad one is
+        reported by ``zoo plugins`` with its reason, and the plugin's models are not loaded.
     """
 
 
 @hookspec
-def zoo_patch_graph(spec, model, march):
-    """Rewrite `model` (an onnx.ModelProto, in place) so that the `march` toolchain accepts it.
+def zoo_register_tasks(register: Callable[[Task], None]) -> None:
+    """Register task kinds (``video-classification``, ``object-detection``, ...).
 
-    Called on every plugin in order; return a list of human-readable changes, or None.
+    :param register: call it with a Task instance. A task name registered twice keeps the first.
+    """
+
+
+@hookspec
+def zoo_register_backends(register: Callable[[type[Backend]], None]) -> None:
+    """Register inference backends.
+
+    :param register: call it with a Backend subclass (not an instance): it is loaded per model file.
+    """
+
+
+@hookspec
+def zoo_register_marches(register: Callable[[March], None]) -> None:
+    """Register board architectures and their toolchain constraints.
+
+    :param register: call it with a March (name, rules, rewrites). Registering a name that exists
+        adds the rules and rewrites to it, so a plugin can teach zoo a constraint of a known march.
     """
 
 
 @hookspec(firstresult=True)
-def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
-    """Return the hb_compile config (a dict ready for YAML) for `spec` on `march`.
+def zoo_select_backend(
+    model: Model,
+    requested: str,
+    model_path: Path | None,
+    backends: dict[str, type[Backend]],
+    cache: ArtifactCache,
+) -> type[Backend] | None:
+    """Pick the Backend class that runs ``model`` for ``--backend requested``.
 
-    Stops at the first non-None result.
+    :param model: the Model to run.
+    :param requested: ``"auto"`` or a backend name.
+    :param model_path: the user's ``--model`` file, or None.
+    :param backends: registered Backend classes by name (already filtered for the run).
+    :param cache: the artifact cache, to see which prebuilt model files are there.
+    :return: a Backend class, or None to let the next plugin decide. Stops at the first non-None result;
+        the core's own rule runs last.
+    """
+
+
+@hookspec
+def zoo_register_commands(cli: click.Group) -> None:
+    """Add subcommands to ``zoo``.
+
+    :param cli: the click group; call ``cli.add_command(...)`` or use ``@cli.command()``.
+        Keep the import of the command's module cheap: ``zoo --help`` loads every plugin.
     """

@@ -1,4 +1,5 @@
-"""The one plugin manager: loads entry-point plugins once, isolates their failures, indexes models."""
+"""The one plugin manager: loads entry-point plugins once, isolates their failures, and holds what
+they register (models, tasks, backends, marches)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field, replace
 import pluggy
 
 from modelzoo.core.contract import hookspecs
-from modelzoo.core.errors import PluginError, UnknownModelError, ZooError
+from modelzoo.core.contract.spec import spec_problems
+from modelzoo.core.errors import PluginError, ToolchainError, UnknownModelError, ZooError
 from modelzoo.core.version import zoo_version
 
 ENTRY_POINT_GROUP = "modelzoo"
@@ -27,6 +29,7 @@ class PluginInfo:
     version: str | None
     hooks: list = field(default_factory=list)
     models: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -36,20 +39,22 @@ class PluginInfo:
             "version": self.version,
             "hooks": self.hooks,
             "models": self.models,
+            "tasks": self.tasks,
             "error": self.error,
         }
 
 
 class Registry:
-    """Plugins, the models they register, and per-model hook callers."""
+    """Plugins and what they registered. Models are Model objects; tasks, backends and marches are keyed by name."""
 
     def __init__(self):
         self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.models: dict = {}
+        self.tasks: dict = {}
         self.backends: dict = {}
-        self._owner: dict = {}  # model name -> plugin object
+        self.marches: dict = {}
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -86,7 +91,10 @@ class Registry:
         self.add_plugin(module, name=entry_point.name, version=version, info=info)
 
     def add_plugin(self, module, name: str, version: str | None = None, info: PluginInfo | None = None) -> PluginInfo:
-        """Register one plugin object; incompatible or failing plugins are recorded, not raised."""
+        """Register one plugin object; incompatible or failing plugins are recorded, not raised.
+
+        What a plugin registers is taken all or nothing: one bad model keeps all of its models out.
+        """
         info = info or PluginInfo(name, getattr(module, "__name__", repr(module)), version)
         self.plugins[name] = info
         declared = getattr(module, "ZOO_HOOKSPEC_VERSION", None)
@@ -94,92 +102,119 @@ class Registry:
             info.error = f"declares no ZOO_HOOKSPEC_VERSION; add `ZOO_HOOKSPEC_VERSION = {hookspecs.HOOKSPEC_VERSION}` to {info.module}"
             return info
         if declared != hookspecs.HOOKSPEC_VERSION:
+            hint = " (version 1 had per-model hooks; see docs/plugins.md for the Model classes of version 2)"
             info.error = (
                 f"targets hook-spec version {declared!r}, this zoo provides {hookspecs.HOOKSPEC_VERSION}; "
-                "upgrade the plugin or modelzoo"
-            )
-            return info
-        unknown = _unknown_hooks(module)
-        if unknown:
-            info.error = (
-                f"implements unknown hook(s) {', '.join(unknown)}; check the spelling against modelzoo's hookspecs"
+                f"upgrade the plugin or modelzoo{hint if declared == 1 else ''}"
             )
             return info
         try:
             self.pm.register(module, name=name)
+            self.pm.check_pending()  # a misspelled @hookimpl would otherwise never be called
         except Exception as exc:
-            info.error = f"rejected by the plugin manager: {exc}"
+            with contextlib.suppress(ValueError):
+                self.pm.unregister(module)
+            info.error = f"rejected by the plugin manager: {_pending_message(exc)}"
             return info
-        info.hooks = sorted(impl_name for impl_name in _hook_names(self.pm, module))
-        models, backends = [], []
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
         try:
-            for impl in self.pm.hook.zoo_register_models.get_hookimpls():
-                if impl.plugin is module:
-                    impl.function(register=models.append)
-            for impl in self.pm.hook.zoo_register_backends.get_hookimpls():
-                if impl.plugin is module:
-                    impl.function(register=backends.append)
-            for spec in models:
-                if spec.name in self.models:
-                    raise PluginError(f"model {spec.name!r} is already registered by {self.models[spec.name].plugin}")
+            found = {kind: self._collect(module, kind) for kind in ("tasks", "backends", "marches", "models")}
+            tasks = {t.name: t for t in found["tasks"] if t.name not in self.tasks}
+            models = [self._checked_model(model, name, {**self.tasks, **tasks}) for model in found["models"]]
         except Exception as exc:
             self.pm.unregister(module)
-            info.error = f"failed while registering: {type(exc).__name__}: {exc}"
+            info.error = (
+                f"failed while registering: {exc}"
+                if isinstance(exc, ZooError)
+                else f"failed while registering: {type(exc).__name__}: {exc}"
+            )
             return info
-        for spec in models:
-            self.models[spec.name] = replace(spec, plugin=name)
-            self._owner[spec.name] = module
-            info.models.append(spec.name)
-        for backend in backends:
+        self.tasks.update(tasks)
+        info.tasks = sorted(tasks)
+        for backend in found["backends"]:
             self.backends.setdefault(backend.name, backend)
+        for march in found["marches"]:
+            if march.name in self.marches:
+                self.marches[march.name] = self.marches[march.name].extended(march)
+            else:
+                self.marches[march.name] = march
+        for model in models:
+            self.models[model.name] = model
+            info.models.append(model.name)
         return info
+
+    def _collect(self, module, kind: str) -> list:
+        """Call this plugin's zoo_register_<kind> hook only: registration is per plugin, all or nothing."""
+        items = []
+        for impl in getattr(self.pm.hook, f"zoo_register_{kind}").get_hookimpls():
+            if impl.plugin is module:
+                impl.function(register=items.append)
+        return items
+
+    def _checked_model(self, model, plugin: str, tasks: dict):
+        from modelzoo.core.contract.model import Model
+
+        if not isinstance(model, Model):
+            raise PluginError(
+                f"registered {type(model).__name__}, not a Model; wrap the spec in its task's model class "
+                "(e.g. VideoClassifier(SPEC)), see docs/plugins.md"
+            )
+        spec = model.spec
+        problems = spec_problems(spec)
+        if not problems:
+            if model.task and model.task != spec.task:
+                problems.append(f"spec.task is {spec.task!r} but {type(model).__name__} is a {model.task!r} model")
+            task = tasks.get(spec.task)
+            if task is None:
+                problems.append(f"unknown task {spec.task!r} (installed: {', '.join(sorted(tasks)) or 'none'})")
+            else:
+                problems.extend(task.spec_problems(spec))
+        if problems:
+            raise PluginError(f"model {getattr(spec, 'name', '?')!r}: {'; '.join(problems)}")
+        if spec.name in self.models:
+            raise PluginError(f"model {spec.name!r} is already registered by {self.models[spec.name].plugin}")
+        model.spec = replace(spec, plugin=plugin)
+        return model
 
     # -- queries ---------------------------------------------------------
     def get_model(self, name: str):
         self.load()
         if name not in self.models:
-            known = ", ".join(sorted(self.models)) or "none"
-            raise UnknownModelError(f"unknown model {name!r} (installed: {known}); see `zoo list`")
+            raise UnknownModelError(_unknown("model", name, self.models, "zoo list"))
         return self.models[name]
 
-    def model_hook(self, spec, hook_name: str):
-        """A caller for `hook_name` restricted to the plugin that registered `spec`."""
-        owner = self._owner[spec.name]
-        others = [p for p in self.pm.get_plugins() if p is not owner]
-        caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+    def task_of(self, model):
+        """The Task object of `model` (registration guarantees it exists)."""
+        return self.tasks[model.spec.task]
 
-        def call(**kwargs):
-            with _blamed_on(spec.plugin, f"{hook_name} for {spec.name}"):
-                return caller(spec=spec, **kwargs)
+    def march(self, name: str):
+        if name not in self.marches:
+            known = ", ".join(sorted(self.marches)) or "none"
+            raise ToolchainError(f"unknown march {name!r}; known: {known} (the RDK S100 is nash-e)")
+        return self.marches[name]
 
-        return call
-
-    def patch_graph(self, spec, model, march: str) -> list:
-        """Apply every plugin's graph patch: tryfirst ones, then in load order, then trylast; return what changed."""
-        changes = []
-        impls = self.pm.hook.zoo_patch_graph.get_hookimpls()  # registration order within each group
-        ordered = (
-            [i for i in impls if i.tryfirst]
-            + [i for i in impls if not (i.tryfirst or i.trylast)]
-            + [i for i in impls if i.trylast]
-        )
-        for impl in ordered:
-            with _blamed_on(impl.plugin_name, "zoo_patch_graph"):
-                changes.extend(impl.function(spec=spec, model=model, march=march) or [])
-        return changes
-
-    def select_backend(self, spec, requested: str, model_path, cache, from_weights: bool = False):
+    def select_backend(self, model, requested: str, model_path, cache, from_weights: bool = False):
         """The Backend class for this run; `from_weights` offers auto only backends that run converted weights."""
         backends = dict(self.backends)
         if from_weights and requested == "auto":
             backends = {name: b for name, b in backends.items() if b.converts_weights}
         return self.pm.hook.zoo_select_backend(
-            spec=spec, requested=requested, model_path=model_path, backends=backends, cache=cache
+            model=model, requested=requested, model_path=model_path, backends=backends, cache=cache
         )
+
+    def register_commands(self, cli) -> None:
+        """Let plugins add subcommands; a plugin that fails here is reported, the others still add theirs."""
+        for impl in self.pm.hook.zoo_register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                info = self.plugins.get(impl.plugin_name)
+                if info is not None:
+                    info.error = f"failed adding commands: {type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
-def _blamed_on(plugin: str, where: str):
+def blamed_on(plugin: str, where: str):
     """A plugin's bug becomes a PluginError naming it; its deliberate user errors pass through."""
     try:
         yield
@@ -192,19 +227,20 @@ def _blamed_on(plugin: str, where: str):
         ) from exc
 
 
-def _unknown_hooks(module) -> list:
-    """Functions marked @hookimpl whose name is no hook: pluggy would silently never call them."""
-    marker = f"{ENTRY_POINT_GROUP}_impl"
-    return sorted(
-        name
-        for name in dir(module)
-        if hasattr(getattr(module, name, None), marker)
-        and not hasattr(getattr(hookspecs, name, None), f"{ENTRY_POINT_GROUP}_spec")
-    )
+def _pending_message(exc: Exception) -> str:
+    text = str(exc)
+    if "unknown hook" in text.lower() or "no hook specification" in text.lower():
+        return f"{text}; check the hook's spelling against modelzoo's hookspecs"
+    return text
 
 
-def _hook_names(pm, plugin) -> list:
-    return [caller.name for caller in pm.get_hookcallers(plugin) or []]
+def _unknown(kind: str, name: str, known: dict, command: str) -> str:
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    hint = f"did you mean {lowered[close[0]]!r}? " if close else ""
+    return f"unknown {kind} {name!r}; {hint}installed: {', '.join(sorted(known)) or 'none'}; see `{command}`"
 
 
 def _entry_points():
@@ -235,7 +271,7 @@ def reset_registry() -> None:
 
 
 def get_models() -> list:
-    return sorted(get_registry().models.values(), key=lambda s: s.name)
+    return sorted(get_registry().models.values(), key=lambda m: m.name)
 
 
 def get_model(name: str):

@@ -1,4 +1,4 @@
-"""Model metadata as data: what a plugin declares, and what preprocessing is derived from."""
+"""Model metadata as data: what a plugin declares, and what its task derives preprocessing from."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One model input or output. A string dimension (e.g. "N") is dynamic."""
+    """One model input or output. A string dimension (e.g. "N") is dynamic; `layout` names the axes (NCHW)."""
 
     name: str
     shape: tuple
@@ -39,19 +40,6 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class VideoPreprocessing:
-    """Constants of a torchvision-style video classification preset."""
-
-    clip_len: int = 16
-    target_fps: float | None = 15.0
-    resize: tuple = (128, 171)  # H, W, aspect ratio not kept
-    crop: tuple = (112, 112)  # H, W, center crop
-    mean: tuple = (0.43216, 0.394666, 0.37645)
-    std: tuple = (0.22803, 0.22145, 0.216989)
-    interpolation: str = "bilinear"
-
-
-@dataclass(frozen=True)
 class Metric:
     """A reference accuracy figure and the protocol that produced it."""
 
@@ -75,15 +63,19 @@ class BoardPerf:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the core needs to know about a model without importing its code."""
+    """Everything the core needs to know about a model without importing its code.
+
+    `preprocessing` is the task's preprocessing dataclass (its constants); the task checks its type
+    when the model registers. `labels_file` is optional: tasks without class names leave it empty.
+    """
 
     name: str
     task: str
     description: str
     input: TensorSpec
     output: TensorSpec
-    preprocessing: VideoPreprocessing
-    labels_file: str
+    preprocessing: Any = None
+    labels_file: str = ""
     artifacts: tuple = ()
     metrics: tuple = ()
     board_perf: tuple = ()
@@ -95,6 +87,8 @@ class ModelSpec:
 
     @cached_property
     def labels(self) -> tuple:
+        if not self.labels_file:
+            return ()
         return tuple(
             line.strip() for line in Path(self.labels_file).read_text(encoding="utf-8").splitlines() if line.strip()
         )
@@ -108,11 +102,40 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for key in ("input", "output", "preprocessing"):
+        for key in ("input", "output"):
             data[key] = dataclasses.asdict(data[key])
+        pre = data["preprocessing"]
+        data["preprocessing"] = dataclasses.asdict(pre) if dataclasses.is_dataclass(pre) else pre
         for key in ("artifacts", "metrics", "board_perf"):
             data[key] = [dataclasses.asdict(item) for item in data[key]]
         for art, raw in zip(data["artifacts"], self.artifacts):
             art["filename"] = raw.filename
         data["num_classes"] = self.num_classes
         return data
+
+
+def spec_problems(spec) -> list:
+    """What is wrong with a spec regardless of its task; empty when it is usable."""
+    problems = []
+    if not isinstance(spec, ModelSpec):
+        return [f"expected a ModelSpec, got {type(spec).__name__}"]
+    if not spec.name or not spec.name.replace("_", "").isalnum() or spec.name != spec.name.lower():
+        problems.append(f"model name {spec.name!r} must be lower-case letters, digits and _")
+    for which in ("input", "output"):
+        tensor = getattr(spec, which)
+        if not isinstance(tensor, TensorSpec):
+            problems.append(f"{which} must be a TensorSpec, got {type(tensor).__name__}")
+            continue
+        if not tensor.shape or not all(isinstance(d, str) or (isinstance(d, int) and d >= 1) for d in tensor.shape):
+            problems.append(f"{which} shape {tensor.shape} must hold positive ints or names of dynamic dims")
+        if tensor.layout and len(tensor.layout) != len(tensor.shape):
+            problems.append(f"{which} layout {tensor.layout!r} does not name each of the {len(tensor.shape)} axes")
+    if spec.labels_file:
+        try:
+            spec.labels  # noqa: B018 (read once: a missing labels file must show at registration)
+        except OSError as exc:
+            problems.append(f"labels file {spec.labels_file} cannot be read ({exc.strerror or exc})")
+    names = [a.name for a in spec.artifacts]
+    if len(names) != len(set(names)):
+        problems.append(f"duplicate artifact names {names}")
+    return problems

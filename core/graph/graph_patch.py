@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelzoo.core.board.march_rules import rules_for
 from modelzoo.core.errors import ConversionError
 from modelzoo.core.graph.onnx_shapes import opset_version, tensor_ranks
 
@@ -85,15 +84,3 @@ def _unique(name: str, taken: set) -> str:
         candidate = f"{name}_{n}"
     taken.add(candidate)
     return candidate
-
-
-# Rewrites the march rule table can name (march_rules.Rule.rewrite), so rules stay plain data.
-REWRITES = {"global_pool_to_reduce": replace_global_pooling}
-
-
-def patch_for_march(model, march: str) -> list:
-    """Apply, in place, every automatic rewrite the `march` rule table names; returns the changes."""
-    changes = []
-    for rewrite in dict.fromkeys(r.rewrite for r in rules_for(march) if r.rewrite):
-        changes.extend(REWRITES[rewrite](model))
-    return changes

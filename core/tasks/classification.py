@@ -1,8 +1,12 @@
-"""Top-k classification results: softmax per clip, averaged over clips."""
+"""Classification results: softmax per sample, averaged over samples (clips), Top-k with labels."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+from modelzoo.core.contract.task import Option, Result
+
+TOP_K = Option("top_k", int, 5, "How many predictions to print.", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,23 @@ class Prediction:
         return asdict(self)
 
 
+@dataclass
+class ClassificationResult(Result):
+    """Top-k predictions, best first; `clips` is set for video models (how many were averaged)."""
+
+    predictions: list
+    clips: int | None = None
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = {} if self.clips is None else {"clips": self.clips}
+        data["predictions"] = [p.to_dict() for p in self.predictions]
+        return data
+
+    def details(self) -> list:
+        return [] if self.clips is None else [f"{self.clips} clip{'s' if self.clips > 1 else ''}"]
+
+
 def softmax(logits):
     import numpy as np
 
@@ -25,7 +46,7 @@ def softmax(logits):
 
 
 def top_k_predictions(logits, labels, top_k: int) -> list:
-    """Mean of the clips' softmax, then the `top_k` best classes with their labels."""
+    """Mean of the samples' softmax, then the `top_k` best classes with their labels."""
     import numpy as np
 
     probs = softmax(np.asarray(logits).reshape(-1, np.asarray(logits).shape[-1])).mean(axis=0)
@@ -37,3 +58,36 @@ def top_k_predictions(logits, labels, top_k: int) -> list:
         )
     order = np.argsort(-probs, kind="stable")[: max(1, top_k)]
     return [Prediction(int(i), labels[i], float(probs[i])) for i in order]
+
+
+def classify(model, output, options: dict, clips: int | None = None) -> ClassificationResult:
+    """The Top-k result of a classifier's logits; asking for more classes than exist is said, not hidden."""
+    labels = model.spec.labels
+    top_k = options.get("top_k") or TOP_K.default
+    warnings = []
+    if top_k > len(labels) and top_k != TOP_K.default:  # the default is capped quietly for small label sets
+        warnings.append(
+            f"--top-k {top_k} is more than the {len(labels)} classes of {model.name}; showing all {len(labels)}"
+        )
+    return ClassificationResult(top_k_predictions(output, labels, top_k), clips=clips, warnings=warnings)
+
+
+def classification_table(result: ClassificationResult) -> str:
+    from modelzoo.core.tables import table
+
+    return table(
+        ["rank", "class_id", "label", "probability"],
+        [[rank, p.class_id, p.label, f"{p.score:.4f}"] for rank, p in enumerate(result.predictions, 1)],
+    )
+
+
+def classification_problems(spec) -> list:
+    """A classifier's output is [N, classes] and it ships one label per class."""
+    problems = []
+    if len(spec.output.shape) != 2 or not isinstance(spec.output.shape[-1], int):
+        problems.append(f"a classifier's output is [N, classes], got {list(spec.output.shape)}")
+    elif not spec.labels_file:
+        problems.append("a classifier needs labels_file (one label per line, in class order)")
+    elif len(spec.labels) != spec.num_classes:
+        problems.append(f"{len(spec.labels)} labels in {spec.labels_file} for {spec.num_classes} classes")
+    return problems

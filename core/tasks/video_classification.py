@@ -1,13 +1,90 @@
-"""The torchvision VideoClassification preset: sampled clips, resize, center crop, normalize."""
+"""The video-classification task: torchvision's VideoClassification-style preset (sampled clips,
+resize, center crop, normalize), Top-k over clips' averaged softmax."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from modelzoo.core.contract.spec import VideoPreprocessing
+from modelzoo.core.contract.model import Model
+from modelzoo.core.contract.task import FRAMES, TENSOR, VIDEO, Option, Task
 from modelzoo.core.errors import InputError
 from modelzoo.core.inputs.clips import clip_frame_indices, resample_indices
-from modelzoo.core.inputs.inputs import InputSource
+from modelzoo.core.inputs.sources import VIDEO_SUFFIXES, InputSource
+from modelzoo.core.tasks.classification import TOP_K, classification_problems, classification_table, classify
+
+CLIPS = Option("clips", int, 1, "Clips sampled from the video; their softmax is averaged.", minimum=1)
+
+
+@dataclass(frozen=True)
+class VideoPreprocessing:
+    """Constants of a video classification preset; every dataset-specific value comes from the plugin."""
+
+    clip_len: int
+    target_fps: float | None  # None keeps the video's own rate
+    resize: tuple  # H, W, aspect ratio not kept
+    crop: tuple  # H, W, center crop
+    mean: tuple
+    std: tuple
+    interpolation: str = "bilinear"
+
+
+class VideoClassificationTask(Task):
+    name = "video-classification"
+    description = "Top-k labels for a video clip"
+    accepts = (VIDEO, FRAMES, TENSOR)
+    options = (CLIPS, TOP_K)
+    preprocessing_type = VideoPreprocessing
+    calibration_suffixes = (*sorted(VIDEO_SUFFIXES), ".npy")
+
+    @property
+    def model_class(self) -> type:
+        return VideoClassifier
+
+    def spec_problems(self, spec) -> list:
+        problems = super().spec_problems(spec) + classification_problems(spec)
+        pre = spec.preprocessing
+        if not problems and tuple(spec.input.shape[1:]) != (3, pre.clip_len, *pre.crop):
+            problems.append(
+                f"input {list(spec.input.shape)} does not match [N, 3, clip_len, *crop] of the preprocessing"
+            )
+        if not problems and pre.interpolation not in ("bilinear", "nearest"):
+            problems.append(f"interpolation {pre.interpolation!r} is not bilinear or nearest")
+        return problems
+
+    def describe_preprocessing(self, spec) -> str:
+        pre = spec.preprocessing
+        return (
+            f"{pre.clip_len} frames at {pre.target_fps or 'native'} fps, resize {pre.resize[0]}x{pre.resize[1]} "
+            f"{pre.interpolation}, center crop {pre.crop[0]}x{pre.crop[1]}, mean {pre.mean}, std {pre.std}"
+        )
+
+    def format_result(self, result) -> str:
+        return classification_table(result)
+
+    def synthetic_input(self, spec, directory: Path) -> Path:
+        import numpy as np
+
+        pre = spec.preprocessing
+        frames = np.random.default_rng(0).integers(0, 256, (pre.clip_len * 2, 72, 96, 3), dtype=np.uint8)
+        path = Path(directory) / f"{spec.name}_frames.npy"
+        np.save(path, frames)
+        return path
+
+
+class VideoClassifier(Model):
+    """A video classifier: the preset from spec.preprocessing, Top-k from spec.labels."""
+
+    task = "video-classification"
+
+    def preprocess(self, source, options: dict):
+        return preprocess_video_classification(source, self.spec.preprocessing, options.get("clips") or 1)
+
+    def postprocess(self, output, source, options: dict):
+        result = classify(self, output, options, clips=int(output.shape[0]))
+        source.warnings.extend(result.warnings)
+        return result
 
 
 def frame_transform(pre: VideoPreprocessing, from_bgr: bool):

@@ -5,30 +5,16 @@ Importing this module is cheap: the specification is data, and each hook imports
 
 from __future__ import annotations
 
-from pathlib import Path
+from modelzoo.models.video_resnet import VideoResNet, kinetics400_spec
+from modelzoo.plugin import Artifact, BoardPerf, Metric, hookimpl
 
-from modelzoo import Artifact, BoardPerf, Metric, hookimpl
-
-# Preprocessing, Top-k postprocessing, the ONNX builder, the board graph patch and the
-# hb_compile config are the family's, shared with the other torchvision video ResNets:
-# importing them here makes them this plugin's hooks.
-from modelzoo.core.video_resnet_plugin import (  # noqa: F401
-    kinetics400_spec,
-    zoo_build_onnx,
-    zoo_compile_config,
-    zoo_patch_graph,
-    zoo_postprocess,
-    zoo_preprocess,
-)
-
-ZOO_HOOKSPEC_VERSION = 1
+ZOO_HOOKSPEC_VERSION = 2
 
 _S100_SOURCE = "D-Robotics rdk_model_zoo, RDK S100 3D-ResNet sample (hrt_model_exec perf)"
 
 SPEC = kinetics400_spec(
     name="r3d_18",
     description="3D ResNet-18 trained on Kinetics-400 (torchvision weights KINETICS400_V1)",
-    labels_file=str(Path(__file__).with_name("kinetics400_labels.txt")),
     artifacts=(
         Artifact(
             name="weights",
@@ -63,4 +49,4 @@ SPEC = kinetics400_spec(
 
 @hookimpl
 def zoo_register_models(register):
-    register(SPEC)
+    register(VideoResNet(SPEC))

@@ -23,10 +23,10 @@ def _parse_threads(_ctx, _param, value):
     return counts
 
 
-def _source_onnx(session, spec, model_path, weights) -> Path:
+def _source_onnx(session, model, model_path, weights) -> Path:
     from modelzoo.core.artifacts.artifacts import onnx_source
 
-    return onnx_source(spec, session.registry, session.config, session.cache, model_path, weights, log=notice)
+    return onnx_source(model, session.registry, session.config, session.cache, model_path, weights, log=notice)
 
 
 def _describe_findings(findings) -> str:
@@ -65,14 +65,15 @@ def patch(session, model, model_path, weights, march, output, as_json):
     """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
     from modelzoo.core.artifacts.artifacts import load_onnx, save_onnx
     from modelzoo.core.board.board_compile import patch_model
-    from modelzoo.core.board.march_rules import check_model
 
-    spec = session.registry.get_model(model)
-    source = _source_onnx(session, spec, model_path, weights)
-    patched, result = patch_model(session.registry, spec, load_onnx(source), march)
+    found = session.registry.get_model(model)
+    spec = found.spec
+    target_march = session.registry.march(march)  # an unknown march fails before any work
+    source = _source_onnx(session, found, model_path, weights)
+    patched, result = patch_model(found, load_onnx(source), target_march)
     target = Path(output or f"{spec.name}_{march}.onnx")
     save_onnx(patched, target)
-    remaining = check_model(patched, march)
+    remaining = target_march.check(patched)
     if as_json:
         emit_json(
             {
@@ -111,11 +112,12 @@ def patch(session, model, model_path, weights, march, output, as_json):
 def check(session, model, model_path, weights, march, as_json):
     """Lint the ONNX against the march's known constraints. Exit 0 if none is violated, 1 if some are."""
     from modelzoo.core.artifacts.artifacts import load_onnx
-    from modelzoo.core.board.march_rules import check_model
 
-    spec = session.registry.get_model(model)
-    source = _source_onnx(session, spec, model_path, weights)
-    findings = check_model(load_onnx(source), march)
+    found = session.registry.get_model(model)
+    spec = found.spec
+    target_march = session.registry.march(march)
+    source = _source_onnx(session, found, model_path, weights)
+    findings = target_march.check(load_onnx(source))
     if as_json:
         emit_json(
             {
@@ -143,7 +145,7 @@ def check(session, model, model_path, weights, march, as_json):
     "-i",
     "inputs",
     multiple=True,
-    help="Video file or directory of videos (repeatable; more may follow as arguments).",
+    help="Input file or directory of inputs the model takes (repeatable; more may follow as arguments).",
 )
 @click.option(
     "--output", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the .npy files."
@@ -151,41 +153,45 @@ def check(session, model, model_path, weights, march, as_json):
 @click.option(
     "--count", type=click.IntRange(min=1), default=100, show_default=True, help="Stop after this many samples."
 )
-@click.option(
-    "--clips", type=click.IntRange(min=1), default=1, show_default=True, help="Clips per video, one .npy each."
-)
+@click.option("--clips", type=click.IntRange(min=1), help="Clips per video, one .npy each (video models; default 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     """Write hb_compile calibration data: one float32 .npy per clip, exactly what `zoo run` feeds the model."""
     from modelzoo.core.board.calibration import find_sources, write_calibration
     from modelzoo.core.errors import InputError
+    from modelzoo.core.runner import task_options
 
-    spec = session.registry.get_model(model)
+    found = session.registry.get_model(model)
+    spec = found.spec
+    task = session.registry.task_of(found)
+    options = task_options(session.registry, found, session.config, {"clips": clips} if clips else {})
     all_inputs = [*inputs, *more_inputs]
     if not all_inputs:
-        raise InputError("no calibration input; pass --input VIDEO_OR_DIR (videos like the deployment data)")
-    sources = find_sources(all_inputs)
+        raise InputError(
+            f"no calibration input; pass --input FILE_OR_DIR (inputs like the deployment data: {task.accepted()})"
+        )
+    sources = find_sources(all_inputs, task.calibration_suffixes)
     with progress(len(sources), "calibration") as bar:
 
         def advanced(_source, _error):
             bar.update(1)
 
         report = write_calibration(
-            session.registry, spec, sources, out_dir, count=count, clips=clips, on_source=advanced
+            session.registry, found, sources, out_dir, count=count, options=options, on_source=advanced
         )
     if as_json:
         emit_json({"model": spec.name, **report.to_dict()})
     else:
         click.echo(
             f"wrote {len(report.written)} calibration sample(s) to {report.out_dir} "
-            f"from {report.sources_used} video(s); skipped {len(report.skipped)}"
+            f"from {report.sources_used} input(s); skipped {len(report.skipped)}"
         )
     for source, reason in report.skipped:
         notice(f"skipped {source}: {reason}")
     if len(report.written) < count:
         notice(
-            f"note: {len(report.written)} of --count {count} samples; hb_compile calibrates best with about 100 from videos like the deployment data"
+            f"note: {len(report.written)} of --count {count} samples; hb_compile calibrates best with about 100 from inputs like the deployment data"
         )
     if report.stale:
         notice(
@@ -201,7 +207,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     "--calib",
     "calib_dir",
     type=click.Path(file_okay=False),
-    help="Calibration .npy files (from `zoo calib`) or videos.",
+    help="Calibration .npy files (from `zoo calib`) or inputs (videos, images) to make them from.",
 )
 @click.option(
     "--output", "-o", "workdir", type=click.Path(file_okay=False), help="Working directory (default MODEL_MARCH)."
@@ -212,7 +218,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
-    help="Samples to take when --calib holds videos.",
+    help="Samples to take when --calib holds inputs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
@@ -225,14 +231,16 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
     from modelzoo.core.board import hb_compile
     from modelzoo.core.board.board_compile import prepare_compile, run_compile
 
-    spec = session.registry.get_model(model)
+    found = session.registry.get_model(model)
+    spec = found.spec
+    target_march = session.registry.march(march)
     workdir = Path(workdir or f"{spec.name}_{march}")
-    source = _source_onnx(session, spec, model_path, weights)
+    source = _source_onnx(session, found, model_path, weights)
     plan = prepare_compile(
         session.registry,
-        spec,
+        found,
         load_onnx(source),
-        march,
+        target_march,
         workdir,
         calib_dir=calib_dir,
         count=count,
@@ -278,6 +286,28 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
                 ],
             )
         )
+    cpu = compiled.nodes_on_cpu
+    if cpu:
+        click.echo(
+            f"{len(cpu)} node(s) run on the CPU, not the BPU: "
+            + ", ".join(f"{n.name} ({n.node_type})" for n in cpu[:10])
+        )
+    lowest = compiled.lowest_cosine_nodes()
+    if lowest:
+        click.echo("lowest quantized cosine per node:")
+        click.echo(
+            table(
+                ["node", "type", "on", "quantized cosine"],
+                [[n.name, n.node_type, n.on, n.quantized_cosine] for n in lowest],
+            )
+        )
+    estimate = compiled.estimate
+    if estimate is not None and (estimate.fps or estimate.latency_ms):
+        click.echo(
+            f"toolchain estimate (predicted by hb_compile, not measured): {estimate.fps} FPS, {estimate.latency_ms} ms"
+        )
+    if not compiled.completed and not fast_perf:
+        notice(f"warning: hb_compile did not log 'The hb_compile completes running.'; check {compiled.log_path}")
 
 
 def _echo_prepared(data: dict) -> None:
@@ -317,13 +347,14 @@ def _echo_prepared(data: dict) -> None:
 def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
     """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."""
     from modelzoo.core.backends.perf import published_rows, run_perf
-    from modelzoo.core.runner import pick_backend, resolve_model_file
+    from modelzoo.core.runner import load_backend, pick_backend, resolve_model_file
 
-    spec = session.registry.get_model(model)
+    found = session.registry.get_model(model)
+    spec = found.spec
     options = scheduling_options(priority, bpu_cores)
     backend_cls = pick_backend(
         session.registry,
-        spec,
+        found,
         session.config,
         session.cache,
         backend=backend,
@@ -334,7 +365,7 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
     )
     model_file = resolve_model_file(
         session.registry,
-        spec,
+        found,
         backend_cls,
         session.config,
         session.cache,
@@ -342,7 +373,7 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
         weights=weights,
         log=notice,
     )
-    runner = backend_cls(model_file, threads=session.config.threads, **options)
+    runner = load_backend(backend_cls, model_file, found, session.cache, threads=session.config.threads, **options)
     notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
     rows = run_perf(
         runner,

@@ -26,7 +26,7 @@ def fetch(session, model, local_file, hbm, as_json):
     from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
     from modelzoo.core.errors import InputError
 
-    spec = session.registry.get_model(model)
+    spec = session.registry.get_model(model).spec
     name = "hbm" if hbm else "weights"
     artifact = spec.artifact(name)
     if artifact is None:

@@ -8,13 +8,13 @@ from modelzoo.output import emit_json, table
 from modelzoo.session import pass_session
 
 
-def _backends_here(session, spec) -> list:
-    """Names of backends that could run `spec` on this machine now (cheap: no backend import)."""
+def _backends_here(session, model) -> list:
+    """Names of backends that could run `model` on this machine now (cheap: no backend import)."""
     names = []
     for name, backend in sorted(session.registry.backends.items()):
         if not backend.is_available():
             continue
-        if backend.has_model_for(spec, session.cache):
+        if backend.has_model_for(model, session.cache):
             names.append(name)
     return names
 
@@ -40,13 +40,14 @@ def _cached(session, spec) -> dict:
 def list_models(session, as_json):
     """List every model, what runs it here, and what is cached."""
     rows = []
-    for spec in sorted(session.registry.models.values(), key=lambda s: s.name):
+    for model in sorted(session.registry.models.values(), key=lambda m: m.name):
+        spec = model.spec
         rows.append(
             {
                 "name": spec.name,
                 "task": spec.task,
                 "input": {"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype},
-                "backends": _backends_here(session, spec),
+                "backends": _backends_here(session, model),
                 "cached": _cached(session, spec),
                 "plugin": spec.plugin,
             }
@@ -80,12 +81,19 @@ def list_models(session, as_json):
 @pass_session
 def info(session, model, as_json):
     """Show a model's specification, artifacts, accuracy and board performance."""
-    spec = session.registry.get_model(model)
+    found = session.registry.get_model(model)
+    spec = found.spec
+    task = session.registry.task_of(found)
     data = spec.to_dict()
+    data["preprocessing_summary"] = task.describe_preprocessing(spec)
+    data["options"] = [
+        {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help} for o in task.options
+    ]
+    data["board_input"] = found.board_input()
     for artifact in data["artifacts"]:
         cached = _official_copy(session, spec, artifact["name"])
         artifact["cached_path"] = str(cached.path) if cached else None
-    data["backends_here"] = _backends_here(session, spec)
+    data["backends_here"] = _backends_here(session, found)
     if as_json:
         emit_json(data)
         return
@@ -94,13 +102,17 @@ def info(session, model, as_json):
     click.echo(
         f"  input      {spec.input.name} {spec.input.dtype}[{','.join(map(str, spec.input.shape))}] {spec.input.layout}"
     )
+    labels = f", {len(spec.labels)} labels" if spec.labels else ""
+    click.echo(f"  output     {spec.output.name} {spec.output.dtype}[{','.join(map(str, spec.output.shape))}]{labels}")
+    click.echo(f"  preprocess {data['preprocessing_summary']}")
+    if task.options:
+        click.echo(
+            "  options    " + ", ".join(f"--{o.name.replace('_', '-')} (default {o.default})" for o in task.options)
+        )
+    board = data["board_input"]
     click.echo(
-        f"  output     {spec.output.name} {spec.output.dtype}[{','.join(map(str, spec.output.shape))}], {len(spec.labels)} labels"
-    )
-    pre = spec.preprocessing
-    click.echo(
-        f"  preprocess {pre.clip_len} frames at {pre.target_fps or 'native'} fps, resize {pre.resize[0]}x{pre.resize[1]} "
-        f"{pre.interpolation}, center crop {pre.crop[0]}x{pre.crop[1]}, mean {pre.mean}, std {pre.std}"
+        f"  board      input {board.get('input_type_rt', 'featuremap')}, normalization "
+        f"{'on the host' if board.get('norm_type') == 'no_preprocess' else 'in the model (' + str(board.get('norm_type')) + ')'}"
     )
     if spec.params:
         click.echo(f"  parameters {spec.params:,}")
@@ -143,12 +155,13 @@ def plugins(session, as_json):
         return
     click.echo(
         table(
-            ["plugin", "version", "models", "hooks", "status"],
+            ["plugin", "version", "models", "tasks", "hooks", "status"],
             [
                 [
                     i.name,
                     i.version or "-",
                     ",".join(i.models) or "-",
+                    ",".join(i.tasks) or "-",
                     ",".join(h.removeprefix("zoo_") for h in i.hooks) or "-",
                     f"error: {i.error}" if i.error else "ok",
                 ]

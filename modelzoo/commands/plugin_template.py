@@ -1,7 +1,7 @@
 """The files `zoo new-plugin` writes, as string.Template texts ($name, $package, ...).
 
 Kept as strings (not package data) so the scaffold cannot drift from an installed copy.
-The plugin module must define every hook in core/contract/hookspecs.py; tests check that.
+One module per task shape: `TASKS` holds what differs between the tasks a scaffold can target.
 """
 
 from __future__ import annotations
@@ -33,114 +33,57 @@ $package = ["labels.txt"]
 """
 
 MODULE = '''\
-"""$name: a modelzoo model plugin, scaffolded by `zoo new-plugin`.
+"""$name: a modelzoo $task plugin, scaffolded by `zoo new-plugin`.
 
-The model is listed as soon as this is installed. Every hook that still raises NotFilledIn
-must be written before `zoo run $name` works; modelzoo's docs/plugins.md explains each hook.
+The model is listed as soon as this is installed. $model_class supplies the preprocessing,
+the postprocessing and the board path from SPEC; replace each TODO, and write build_onnx (or
+always run it with --model FILE.onnx). modelzoo's docs/plugins.md explains every part.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.plugin import ModelSpec, TensorSpec, VideoPreprocessing, ZooError, hookimpl
+from modelzoo.plugin import $model_class, $pre_class, ModelSpec, TensorSpec, hookimpl
 
 # The hook contract this plugin was written against; zoo refuses to load it under another one.
 ZOO_HOOKSPEC_VERSION = $hookspec_version
 
+# TODO: the preset your weights were trained with (`zoo info $name` shows it).
+PREPROCESSING = $pre_value
 
-class NotFilledIn(ZooError):
-    """A hook of this scaffolded plugin is still a placeholder."""
-
-
-def _fill_in(hook: str, what: str):
-    raise NotFilledIn(f"the $name plugin is a scaffold: fill in {hook} in {__file__}: {what}")
-
-
-# Placeholder values: replace each TODO. `zoo info $name` shows all of them.
 SPEC = ModelSpec(
     name="$name",
-    task="video-classification",
+    task="$task",
     description="TODO: what the model is and what it was trained on",
-    input=TensorSpec("input", ("N", 3, 16, 112, 112), "float32", "NCTHW"),
+    input=TensorSpec("input", $input_shape, "float32", "$layout"),
     output=TensorSpec("logits", ("N", 2), "float32", "NC"),
-    preprocessing=VideoPreprocessing(),
+    preprocessing=PREPROCESSING,
     labels_file=str(Path(__file__).with_name("labels.txt")),  # one label per line, in output order
     artifacts=(
-        # TODO: modelzoo.Artifact(name="weights", url="https://...", sha256="<64 hex digits>"),
+        # TODO: modelzoo.plugin.Artifact(name="weights", url="https://...", sha256="<64 hex digits>"),
     ),
     metrics=(
-        # TODO: modelzoo.Metric("acc@1", 0.0, "dataset and split", "how it was measured"),
+        # TODO: modelzoo.plugin.Metric("acc@1", 0.0, "dataset and split", "how it was measured"),
     ),
     license="TODO",
     source="TODO: where the model comes from",
 )
 
 
+class Model($model_class):
+    """What differs from a plain $task model: here, only the checkpoint converter."""
+
+    def build_onnx(self, state_dict):
+        # TODO: return an onnx.ModelProto built from `state_dict` (numpy arrays keyed like the
+        # checkpoint; modelzoo.plugin.GraphBuilder helps), or keep this and pass --model FILE.onnx.
+        return super().build_onnx(state_dict)
+
+
 @hookimpl
 def zoo_register_models(register):
     # Called when zoo loads the plugin: keep it cheap, no heavy imports.
-    register(SPEC)
-
-
-@hookimpl
-def zoo_register_backends(register):
-    # Only for plugins that add a runtime (a modelzoo.plugin.Backend subclass); a model
-    # plugin registers none. Delete this hook unless you add one.
-    return None
-
-
-@hookimpl
-def zoo_select_backend(spec, requested, model_path, backends, cache):
-    # Asked for every model; None leaves the choice to zoo. Delete unless you pick backends.
-    return None
-
-
-@hookimpl
-def zoo_preprocess(spec, source, clips):
-    _fill_in(
-        "zoo_preprocess",
-        "return float32 [clips, 3, 16, 112, 112] for `source` (a video or .npy frames); for a torchvision-style "
-        "video classifier that is modelzoo.plugin.preprocess_video_classification"
-        "(source, spec.preprocessing, clips)",
-    )
-
-
-@hookimpl
-def zoo_postprocess(spec, logits, top_k):
-    _fill_in(
-        "zoo_postprocess",
-        "turn logits [clips, classes] into the top_k Predictions; for a classifier that is "
-        "modelzoo.plugin.top_k_predictions(logits, spec.labels, top_k)",
-    )
-
-
-@hookimpl
-def zoo_build_onnx(spec, state_dict):
-    _fill_in(
-        "zoo_build_onnx",
-        "build an onnx.ModelProto from `state_dict` (numpy arrays keyed like the checkpoint), "
-        "or pass --model FILE.onnx to zoo run",
-    )
-
-
-@hookimpl
-def zoo_patch_graph(spec, model, march):
-    if spec.name != SPEC.name:
-        return None  # called for every model; only patch your own
-    _fill_in(
-        "zoo_patch_graph",
-        f"edit `model` in place so the {march} toolchain accepts it and return the list of changes, "
-        "or return [] if it needs none",
-    )
-
-
-@hookimpl
-def zoo_compile_config(spec, march, onnx_path, calib_dir, working_dir):
-    _fill_in(
-        "zoo_compile_config",
-        "return the hb_compile config dict; for one float input, "
-        "modelzoo.plugin.hb_compile_config(spec, march, onnx_path, calib_dir, working_dir)",
-    )
+    register(Model(SPEC))
 '''
 
 LABELS = """\
@@ -149,37 +92,24 @@ TODO: label of class 1
 """
 
 TEST = '''\
-"""Tests for the $name plugin. They fail until its hooks are filled in: that is the to-do list.
+"""Tests for the $name plugin: modelzoo's own checks for every model, plus your model's.
 
 Run them after installing the plugin (pip install -e .): pytest tests
 """
-import numpy as np
 
 import modelzoo
+from modelzoo.testing import check_model
 
 
-def test_plugin_is_registered_and_labels_match_the_output():
-    spec = modelzoo.get_model("$name")
-    assert spec.plugin == "$name"
-    assert len(spec.labels) == spec.num_classes
+def test_passes_modelzoo_checks(tmp_path):
+    check_model("$name", tmp_path)
 
 
 def test_preprocess_gives_the_input_shape(tmp_path):
-    spec = modelzoo.get_model("$name")
-    frames = np.random.default_rng(0).integers(0, 256, (40, 120, 160, 3), dtype=np.uint8)
-    np.save(tmp_path / "frames.npy", frames)  # raw RGB frames, as zoo run accepts them
-    tensor = modelzoo.preprocess("$name", tmp_path / "frames.npy", clips=2)
-    assert tensor.shape == (2, *spec.input.shape[1:])
-    assert str(tensor.dtype) == spec.input.dtype
-
-
-def test_postprocess_ranks_the_largest_logit_first():
-    spec = modelzoo.get_model("$name")
-    logits = np.zeros((2, spec.num_classes), np.float32)
-    logits[:, -1] = 5.0
-    best = modelzoo.postprocess("$name", logits, top_k=1)[0]
-    assert best.class_id == spec.num_classes - 1
-    assert best.label == spec.labels[-1]
+    model = modelzoo.get_model("$name")
+    sample = modelzoo.get_tasks()[model.spec.task].synthetic_input(model.spec, tmp_path)
+    tensor = modelzoo.preprocess("$name", sample)
+    assert tensor.shape[1:] == tuple(model.spec.input.shape[1:])
 '''
 
 README = """\
@@ -189,8 +119,31 @@ A modelzoo model plugin providing `$name`, scaffolded by `zoo new-plugin`.
 
     pip install -e .
     zoo list                 # $name is listed at once
-    zoo run $name --input VIDEO --model MODEL.onnx   # tells you which hook to fill in next
-    pytest tests             # the to-do list, as tests
+    zoo run $name INPUT --model MODEL.onnx   # runs with an ONNX file until build_onnx is written
+    pytest tests             # modelzoo's checks for every model, and yours
 
-Fill in `SPEC` and every hook in `$package/__init__.py` that raises NotFilledIn.
+Replace each TODO in `$package/__init__.py`.
 """
+
+TASKS = {
+    "video-classification": {
+        "model_class": "VideoClassifier",
+        "pre_class": "VideoPreprocessing",
+        "pre_value": (
+            "VideoPreprocessing(\n    clip_len=16,\n    target_fps=15.0,\n    resize=(128, 171),\n    crop=(112, 112),\n"
+            "    mean=(0.5, 0.5, 0.5),\n    std=(0.5, 0.5, 0.5),\n)"
+        ),
+        "input_shape": '("N", 3, 16, 112, 112)',
+        "layout": "NCTHW",
+    },
+    "image-classification": {
+        "model_class": "ImageClassifier",
+        "pre_class": "ImagePreprocessing",
+        "pre_value": (
+            "ImagePreprocessing(\n    resize=256,\n    crop=(224, 224),\n    mean=(0.5, 0.5, 0.5),\n"
+            "    std=(0.5, 0.5, 0.5),\n)"
+        ),
+        "input_shape": '("N", 3, 224, 224)',
+        "layout": "NCHW",
+    },
+}

@@ -16,7 +16,7 @@ from modelzoo.output import emit_json
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def plugin_files(name: str) -> dict:
+def plugin_files(name: str, task: str = "video-classification") -> dict:
     """{relative path: text} of the scaffold for plugin/model `name`."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -34,6 +34,8 @@ def plugin_files(name: str) -> dict:
         "dist": f"zoo-{name.replace('_', '-')}",
         "hookspec_version": HOOKSPEC_VERSION,
         "zoo_version": zoo_version,
+        "task": task,
+        **t.TASKS[task],
     }
     templates = {
         "pyproject.toml": t.PYPROJECT,
@@ -45,11 +47,11 @@ def plugin_files(name: str) -> dict:
     return {path: Template(text).substitute(values) for path, text in templates.items()}
 
 
-def write_scaffold(name: str, target: Path) -> list:
+def write_scaffold(name: str, target: Path, task: str = "video-classification") -> list:
     """Write the scaffold into `target` (absent or empty) all at once: built aside, then renamed."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise click.BadParameter(f"{target} already exists and is not empty; choose another -o DIR", param_hint="'-o'")
-    files = plugin_files(name)
+    files = plugin_files(name, task)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Not mkdtemp: its private mode would stick to the project folder after the rename.
     staging = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
@@ -79,17 +81,24 @@ def _check_name(_ctx, _param, value: str) -> str:
 @click.option(
     "--output", "-o", "output", type=click.Path(file_okay=False), help="Directory to create (default ./zoo-NAME)."
 )
+@click.option(
+    "--task",
+    type=click.Choice(["video-classification", "image-classification"]),
+    default="video-classification",
+    show_default=True,
+    help="The kind of model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def new_plugin(name, output, as_json):
-    """Scaffold a model plugin NAME: pyproject with the entry point, every hook, and a test."""
+def new_plugin(name, output, task, as_json):
+    """Scaffold a model plugin NAME: pyproject with the entry point, a spec, a model class, and tests."""
     target = Path(output or f"zoo-{name.replace('_', '-')}")
-    files = write_scaffold(name, target)
+    files = write_scaffold(name, target, task)
     if as_json:
-        emit_json({"name": name, "directory": str(target), "files": files})
+        emit_json({"name": name, "task": task, "directory": str(target), "files": files})
         return
     click.echo(f"created plugin {name!r} in {target}/:")
     for relative in files:
         click.echo(f"  {relative}")
     click.echo(
-        f"next: pip install -e {target}, then `zoo list`; `zoo run {name} --input VIDEO --model MODEL.onnx` names the first hook to fill in"
+        f"next: replace the TODOs, pip install -e {target}, then `zoo list`; `zoo run {name} INPUT --model MODEL.onnx` runs it"
     )

@@ -1,15 +1,44 @@
-"""FAKE hbm_runtime, for tests only: NOT D-Robotics' package, and it runs no BPU.
+"""FAKE hbm_runtime, for tests only: NOT D-Robotics' package. It runs no BPU and knows nothing of modelzoo.
 
-It implements the documented Python interface of the RDK S100 `hbm_runtime` (see FACTS.md):
-`HB_HBMRuntime(path | [paths])`, the metadata properties keyed by model name then tensor name,
-`run(x | {input: x} | {model: {input: x}}, priority=, bpu_cores=, ...)` returning
-`{model: {output: ndarray}}`, ValueError on a wrong shape or dtype, quantized S8/S32 outputs
-with SCALE quantization, `set_scheduling_params`, and the static `version()`.
+It is written from the public interface alone (docs/board.md, "hbm_runtime"; source: D-Robotics/rdk_s_doc,
+`04_Algorithm_Application/02_Python_API.md`), and imports neither modelzoo, onnxruntime nor OpenCV, so a
+test that compares zoo's answer with an independent computation of this fake's model checks zoo, not a
+copy of itself:
 
-A fake ".hbm" is a small JSON file (written by `write_fake_hbm`) that names an ONNX model;
-the logits are computed by onnxruntime from it, so results are real numbers, then quantized
-as the JSON says. Set FAKE_HBM_RUNTIME_IMPORT_ERROR=1 to make the import raise RuntimeError,
-as the real package does on a machine without the board libraries.
+- `HB_HBMRuntime(model_file: str)` / `HB_HBMRuntime(model_files: List[str])`;
+- read-only properties keyed by model name (then tensor name): `model_names`, `model_count`, `model_descs`,
+  `hbm_descs`, `compile_bpu_core_num`, `input_counts`, `input_names`, `input_shapes`, `input_dtypes`
+  (`hbDNNDataType`), `input_quants` (`QuantParams`), the same for outputs, and `sched_params`
+  (`SchedParam`: `.priority`, `.customId`, `.bpu_cores`, `.deviceId`);
+- `version`: a read-only `str` attribute, on the class (`HB_HBMRuntime.version`) and on instances;
+- `run(x | {input: x} | {model: {input: x}}, model_name=None, priority=None, bpu_cores=None, custom_id=None,
+  device_id=None)` -> `{model: {output: ndarray}}`; a wrong shape or dtype is a ValueError; the scheduling
+  arguments are dicts keyed by loaded model names (a bare value is a TypeError, as pybind11 refuses an
+  argument of the wrong type; an unknown model name, a priority outside 0..255 or cores the S100 does not
+  have are ValueErrors) and override `set_scheduling_params(...)`'s defaults for that call only;
+- the S100 has one BPU core: `bpu_cores` is `[0]`, or `[-1]` for "any core" (the default here).
+
+A fake ".hbm" is a JSON file this module defines (`write_fake_hbm`, with `featuremap_model` / `nv12_model`):
+per model its inputs, outputs and a tiny reference computation the fake evaluates with numpy:
+
+- "featuremap": one float32 input, channels on axis 1. The features are each channel's mean over every other
+  axis but the batch, per cell of a `grid` x `grid` split of the last two axes, ordered (channel, row cell,
+  column cell); logits = features @ weight + bias.
+- "nv12": uint8 Y [N,H,W,1] and UV [N,H/2,W/2,2] (U then V, each sample covering a 2x2 block of pixels),
+  turned back into RGB 0..255 with BT.601 limited range as ITU-R BT.601 defines it (Y = 16 + 219 E'y,
+  Cb = 128 + 224 (E'b - E'y) / 1.772, Cr = 128 + 224 (E'r - E'y) / 1.402 with E'y = 0.299 E'r + 0.587 E'g
+  + 0.114 E'b), normalized as hb_compile's `data_mean_and_scale` does, (rgb - mean_value) * scale_value,
+  then the same features and logits.
+
+An output whose dtype is an integer type and that has a SCALE quantization holds
+`clip(round(value / scale) + zero_point)`, per tensor or along `axis`; reading it back is
+`(q - zero_point) * scale` (docs/board.md).
+
+Fake only: `RUNTIMES` lists every runtime created; each keeps `calls` (one record per model per `run`:
+input shapes and dtypes, the overrides given and the scheduling in effect), `scheduling_calls` (the
+arguments of each `set_scheduling_params`) and `last_inputs` ({model: {input: copy}} of the last run).
+Set FAKE_HBM_RUNTIME_IMPORT_ERROR=1 to make the import raise RuntimeError, as the real package does on a
+machine without the board libraries (HBM_RUNTIME_SKIP_CHECK=1 overrides it).
 """
 
 from __future__ import annotations
@@ -17,223 +46,532 @@ from __future__ import annotations
 import enum
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 FAKE = True
-MAGIC = "fake-hbm-for-modelzoo-tests"
+FORMAT = "fake-hbm/1"
+VERSION = "3.5.0-fake"
+RUNTIMES: list = []  # fake only: every HB_HBMRuntime created, for tests to inspect
 
 if os.environ.get("FAKE_HBM_RUNTIME_IMPORT_ERROR") and not os.environ.get("HBM_RUNTIME_SKIP_CHECK"):
     raise RuntimeError("libhbucp.so: cannot open shared object file (fake hbm_runtime simulating a host)")
 
 
-class DataType(enum.Enum):
-    F32 = np.float32
-    S8 = np.int8
-    U8 = np.uint8
-    S32 = np.int32
+class hbDNNDataType(enum.IntEnum):  # noqa: N801 (the documented name); values as the docs print them (U8: 3, S32: 8)
+    S4 = 0
+    U4 = 1
+    S8 = 2
+    U8 = 3
+    F16 = 4
+    S16 = 5
+    U16 = 6
+    F32 = 7
+    S32 = 8
+    U32 = 9
+    F64 = 10
+    S64 = 11
+    U64 = 12
+    BOOL8 = 13
+    MAX = 14
 
 
-class QuantType(enum.Enum):
+class hbDNNQuantiType(enum.IntEnum):  # noqa: N801 (the documented name)
     NONE = 0
     SCALE = 1
 
 
+NUMPY_DTYPES = {
+    "S8": np.int8,
+    "U8": np.uint8,
+    "F16": np.float16,
+    "S16": np.int16,
+    "U16": np.uint16,
+    "F32": np.float32,
+    "S32": np.int32,
+    "U32": np.uint32,
+    "F64": np.float64,
+    "S64": np.int64,
+    "U64": np.uint64,
+    "BOOL8": np.bool_,
+}
+S100_BPU_CORES = (0, -1)  # "S100 allows 1 core"; -1 = any (API, SchedParam)
+
+
 @dataclass
 class QuantParams:
-    quant_type: QuantType
     scale: np.ndarray
     zero_point: np.ndarray
+    quant_type: hbDNNQuantiType
     axis: int = 0
 
 
-class _Model:
-    def __init__(self, path: Path):
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RuntimeError(f"failed to load hbm {path}: not a (fake) hbm file ({exc})") from None
-        if doc.get("magic") != MAGIC:
-            raise RuntimeError(f"failed to load hbm {path}: not a (fake) hbm file")
-        import onnxruntime as ort
+@dataclass
+class SchedParam:
+    priority: int = 0
+    customId: int = 0  # noqa: N815 (the documented attribute names)
+    bpu_cores: list = field(default_factory=lambda: [-1])
+    deviceId: int = 0  # noqa: N815
 
-        self.name = doc["model_name"]
-        self.session = ort.InferenceSession(str(Path(path).parent / doc["onnx"]), providers=["CPUExecutionProvider"])
-        self.input_name = doc["input_name"]
-        self.output_name = doc["output_name"]
-        self.input_shape = tuple(doc["input_shape"])
-        self.output_shape = tuple(doc["output_shape"])
-        self.output_dtype = DataType[doc.get("output_dtype", "F32")]
-        quant = doc.get("output_quant")
-        if quant:
-            self.output_quant = QuantParams(
-                QuantType.SCALE,
-                np.asarray(quant["scale"], np.float32),
-                np.asarray(quant.get("zero_point", 0), np.int32).reshape(-1),
-                int(quant.get("axis", 0)),
+    def copy(self) -> SchedParam:
+        return SchedParam(self.priority, self.customId, list(self.bpu_cores), self.deviceId)
+
+
+def _no_quant() -> QuantParams:
+    return QuantParams(np.zeros(0, np.float32), np.zeros(0, np.int32), hbDNNQuantiType.NONE, 0)
+
+
+# --- the fake model ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tensor:
+    name: str
+    shape: tuple
+    dtype: hbDNNDataType
+    quant: QuantParams
+    value: str = "logits"  # outputs: "logits" or "features"
+
+    @classmethod
+    def parse(cls, doc: dict) -> _Tensor:
+        quant = _no_quant()
+        if doc.get("quant"):
+            q = doc["quant"]
+            scale = np.asarray(q["scale"], np.float32).reshape(-1)
+            quant = QuantParams(
+                scale,
+                np.asarray(q.get("zero_point", [0]), np.int32).reshape(-1),
+                hbDNNQuantiType.SCALE,
+                int(q.get("axis", 0)),
             )
+        return cls(
+            doc["name"],
+            tuple(int(d) for d in doc["shape"]),
+            hbDNNDataType[doc["dtype"]],
+            quant,
+            doc.get("value", "logits"),
+        )
+
+
+class _Model:
+    def __init__(self, doc: dict, path: str):
+        self.name = doc["name"]
+        self.path = path
+        self.desc = doc.get("desc", "")
+        self.core_num = int(doc.get("compile_bpu_core_num", 1))
+        self.inputs = [_Tensor.parse(t) for t in doc["inputs"]]
+        self.outputs = [_Tensor.parse(t) for t in doc["outputs"]]
+        compute = doc["compute"]
+        self.kind = compute["kind"]
+        self.grid = int(compute.get("grid", 1))
+        self.weight = np.asarray(compute["weight"], np.float64)
+        self.bias = np.asarray(compute["bias"], np.float64)
+        if self.kind == "nv12":
+            self.y_name, self.uv_name = compute["y"], compute["uv"]
+            self.mean_value = np.asarray(compute.get("mean_value", [0, 0, 0]), np.float64).reshape(1, 3, 1, 1)
+            self.scale_value = np.asarray(compute.get("scale_value", [1, 1, 1]), np.float64).reshape(1, 3, 1, 1)
+        elif self.kind != "featuremap":
+            raise RuntimeError(f"unknown fake compute kind {self.kind!r}")
+
+    def tensor(self, name: str) -> _Tensor:
+        return next(t for t in self.inputs if t.name == name)
+
+    def check(self, name: str, array) -> np.ndarray:
+        """The documented checks: known input, same dtype, same shape; non-contiguous arrays are copied."""
+        if name not in [t.name for t in self.inputs]:
+            raise ValueError(f"model {self.name} has no input {name!r}; inputs: {[t.name for t in self.inputs]}")
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"input {name} must be a numpy.ndarray, got {type(array).__name__}")
+        spec = self.tensor(name)
+        if array.dtype != np.dtype(NUMPY_DTYPES[spec.dtype.name]):
+            raise ValueError(f"input {name} of {self.name} must be {spec.dtype.name}, got {array.dtype}")
+        if tuple(array.shape) != spec.shape:
+            raise ValueError(f"input {name} of {self.name} must have shape {list(spec.shape)}, got {list(array.shape)}")
+        return np.ascontiguousarray(array)
+
+    def infer(self, feeds: dict) -> dict:
+        if self.kind == "featuremap":
+            x = feeds[self.inputs[0].name].astype(np.float64)
         else:
-            self.output_quant = QuantParams(QuantType.NONE, np.zeros(0, np.float32), np.zeros(0, np.int32), 0)
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        onnx_input = self.session.get_inputs()[0].name
-        logits = self.session.run(None, {onnx_input: x})[0].reshape(self.output_shape)
-        if self.output_quant.quant_type is not QuantType.SCALE:
-            return logits.astype(np.float32)
-        scale, zero = self.output_quant.scale, self.output_quant.zero_point.astype(np.float32)
-        if scale.size > 1:  # per channel along axis
-            shape = [1] * logits.ndim
-            shape[self.output_quant.axis] = scale.size
-            scale, zero = scale.reshape(shape), zero.reshape(shape) if zero.size > 1 else zero
-        info = np.iinfo(self.output_dtype.value)
-        return np.clip(np.round(logits / scale) + zero, info.min, info.max).astype(self.output_dtype.value)
+            rgb = nv12_to_rgb(feeds[self.y_name], feeds[self.uv_name])  # [N, H, W, 3], 0..255
+            x = (rgb.transpose(0, 3, 1, 2) - self.mean_value) * self.scale_value
+        features = _cell_means(x, self.grid)
+        values = {"features": features, "logits": features @ self.weight + self.bias}
+        return {t.name: _store(values[t.value].reshape(t.shape), t) for t in self.outputs}
 
 
-class HB_HBMRuntime:  # noqa: N801 (the real class name)
-    def __init__(self, model_file):
-        paths = model_file if isinstance(model_file, (list, tuple)) else [model_file]
-        models = [_Model(Path(p)) for p in paths]
-        self._models = {m.name: m for m in models}
-        self._sched = {name: {"priority": 0, "bpu_cores": [0]} for name in self._models}
-        self.calls: list = []  # fake only: (model name, run options) per run, for tests to inspect
+def _cell_means(x: np.ndarray, grid: int) -> np.ndarray:
+    """[N, C, ..., H, W] -> [N, C * grid * grid]: each channel's mean per cell of a grid over (H, W)."""
+    n, c = x.shape[:2]
+    h, w = x.shape[-2:]
+    if h % grid or w % grid:
+        raise ValueError(f"fake model: {h}x{w} does not split into a {grid}x{grid} grid")
+    middle = int(np.prod(x.shape[2:-2], dtype=np.int64))
+    cells = x.reshape(n, c, middle, grid, h // grid, grid, w // grid)
+    return cells.mean(axis=(2, 4, 6)).reshape(n, c * grid * grid)
 
-    @staticmethod
-    def version() -> str:
-        return "0.0.0-fake"
 
+def _store(values: np.ndarray, tensor: _Tensor) -> np.ndarray:
+    """The output as the board hands it back: float, or quantized with SCALE."""
+    dtype = np.dtype(NUMPY_DTYPES[tensor.dtype.name])
+    if tensor.quant.quant_type is not hbDNNQuantiType.SCALE:
+        return values.astype(dtype)
+    scale = tensor.quant.scale.astype(np.float64)
+    zero = tensor.quant.zero_point.astype(np.float64)
+    if scale.size > 1 or zero.size > 1:
+        shape = [1] * values.ndim
+        shape[tensor.quant.axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def nv12_to_rgb(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """uint8 Y [N,H,W,1] + UV [N,H/2,W/2,2] (U, V) -> float RGB [N,H,W,3] in 0..255, BT.601 limited range."""
+    luma = (y[..., 0].astype(np.float64) - 16.0) / 219.0  # E'y
+    chroma = uv.astype(np.float64).repeat(2, axis=1).repeat(2, axis=2)  # each sample covers 2x2 pixels
+    b_minus_y = (chroma[..., 0] - 128.0) / 224.0 * 1.772  # E'b - E'y, from Cb
+    r_minus_y = (chroma[..., 1] - 128.0) / 224.0 * 1.402  # E'r - E'y, from Cr
+    red = luma + r_minus_y
+    blue = luma + b_minus_y
+    green = (luma - 0.299 * red - 0.114 * blue) / 0.587
+    return np.clip(np.stack([red, green, blue], axis=-1) * 255.0, 0.0, 255.0)
+
+
+# --- the runtime ---------------------------------------------------------------------------------
+
+
+class _RuntimeMeta(type):
     @property
-    def model_count(self) -> int:
-        return len(self._models)
+    def version(cls) -> str:
+        """`HB_HBMRuntime.version`, read-only (a data descriptor of the metaclass)."""
+        return VERSION
+
+
+class HB_HBMRuntime(metaclass=_RuntimeMeta):  # noqa: N801 (the real class name)
+    def __init__(self, model_file):
+        if isinstance(model_file, str):
+            paths = [model_file]
+        elif isinstance(model_file, list) and model_file and all(isinstance(p, str) for p in model_file):
+            paths = list(model_file)
+        else:  # the documented overloads take str or List[str]
+            raise TypeError(f"HB_HBMRuntime() takes a str or a List[str], got {model_file!r}")
+        self._models: dict = {}
+        self._hbm_descs: dict = {}
+        for path in paths:
+            doc = _read_fake_hbm(path)
+            self._hbm_descs[path] = doc.get("desc", "")
+            for model_doc in doc["models"]:
+                model = _Model(model_doc, path)
+                if model.name in self._models:
+                    raise RuntimeError(f"model {model.name} is loaded twice")
+                self._models[model.name] = model
+        self._sched = {name: SchedParam() for name in self._models}
+        self.calls: list = []
+        self.scheduling_calls: list = []
+        self.last_inputs: dict = {}
+        RUNTIMES.append(self)
+
+    # -- read-only properties ------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return VERSION
 
     @property
     def model_names(self) -> list:
         return list(self._models)
 
     @property
+    def model_count(self) -> int:
+        return len(self._models)
+
+    @property
+    def model_descs(self) -> dict:
+        return {n: m.desc for n, m in self._models.items()}
+
+    @property
+    def hbm_descs(self) -> dict:
+        return dict(self._hbm_descs)
+
+    @property
+    def compile_bpu_core_num(self) -> dict:
+        return {n: m.core_num for n, m in self._models.items()}
+
+    @property
+    def input_counts(self) -> dict:
+        return {n: len(m.inputs) for n, m in self._models.items()}
+
+    @property
     def input_names(self) -> dict:
-        return {n: [m.input_name] for n, m in self._models.items()}
+        return {n: [t.name for t in m.inputs] for n, m in self._models.items()}
 
     @property
     def input_shapes(self) -> dict:
-        return {n: {m.input_name: m.input_shape} for n, m in self._models.items()}
+        return {n: {t.name: list(t.shape) for t in m.inputs} for n, m in self._models.items()}
 
     @property
     def input_dtypes(self) -> dict:
-        return {n: {m.input_name: DataType.F32} for n, m in self._models.items()}
+        return {n: {t.name: t.dtype for t in m.inputs} for n, m in self._models.items()}
 
     @property
     def input_quants(self) -> dict:
-        none = QuantParams(QuantType.NONE, np.zeros(0, np.float32), np.zeros(0, np.int32), 0)
-        return {n: {m.input_name: none} for n, m in self._models.items()}
+        return {n: {t.name: t.quant for t in m.inputs} for n, m in self._models.items()}
+
+    @property
+    def output_counts(self) -> dict:
+        return {n: len(m.outputs) for n, m in self._models.items()}
 
     @property
     def output_names(self) -> dict:
-        return {n: [m.output_name] for n, m in self._models.items()}
+        return {n: [t.name for t in m.outputs] for n, m in self._models.items()}
 
     @property
     def output_shapes(self) -> dict:
-        return {n: {m.output_name: m.output_shape} for n, m in self._models.items()}
+        return {n: {t.name: list(t.shape) for t in m.outputs} for n, m in self._models.items()}
 
     @property
     def output_dtypes(self) -> dict:
-        return {n: {m.output_name: m.output_dtype} for n, m in self._models.items()}
+        return {n: {t.name: t.dtype for t in m.outputs} for n, m in self._models.items()}
 
     @property
     def output_quants(self) -> dict:
-        return {n: {m.output_name: m.output_quant} for n, m in self._models.items()}
+        return {n: {t.name: t.quant for t in m.outputs} for n, m in self._models.items()}
 
     @property
     def sched_params(self) -> dict:
-        return {n: dict(p) for n, p in self._sched.items()}
+        return {n: p.copy() for n, p in self._sched.items()}
 
-    def set_scheduling_params(self, priority=None, bpu_cores=None) -> None:
-        for name, value in (priority or {}).items():
-            self._sched[name]["priority"] = _check_priority(value)
-        for name, value in (bpu_cores or {}).items():
-            self._sched[name]["bpu_cores"] = _check_cores(value)
+    # -- scheduling ----------------------------------------------------------------------------
+    def set_scheduling_params(self, priority=None, bpu_cores=None, custom_id=None, device_id=None) -> None:
+        given = {"priority": priority, "bpu_cores": bpu_cores, "custom_id": custom_id, "device_id": device_id}
+        updates = self._scheduling(given)  # validate everything before changing anything
+        self.scheduling_calls.append({k: v for k, v in given.items() if v is not None})
+        for name, params in updates.items():
+            self._sched[name] = params
 
-    def run(self, inputs, *, priority=None, bpu_cores=None, custom_id=None, device_id=None):
-        feeds = self._normalize(inputs)
-        options = {"priority": priority, "bpu_cores": bpu_cores, "custom_id": custom_id, "device_id": device_id}
-        if priority is not None:
-            _check_priority(priority)
-        if bpu_cores is not None:
-            _check_cores(bpu_cores)
+    def _scheduling(self, given: dict) -> dict:
+        """{model: SchedParam} with `given` (documented dicts keyed by model name) applied to the defaults."""
+        result = {name: params.copy() for name, params in self._sched.items()}
+        for argument, value in given.items():
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise TypeError(
+                    f"{argument} must be a dict keyed by model name (e.g. {{{self.model_names[0]!r}: ...}}), "
+                    f"got {type(value).__name__} {value!r}"
+                )
+            for name, item in value.items():
+                if name not in self._models:
+                    raise ValueError(f"{argument}: unknown model {name!r}; loaded: {self.model_names}")
+                params = result[name]
+                if argument == "bpu_cores":
+                    params.bpu_cores = _check_cores(item)
+                elif argument == "priority":
+                    params.priority = _check_int(argument, item, 0, 255)
+                elif argument == "custom_id":
+                    params.customId = _check_int(argument, item, 0, None)
+                else:
+                    params.deviceId = _check_int(argument, item, 0, None)
+        return result
+
+    # -- inference -----------------------------------------------------------------------------
+    def run(self, inputs, model_name=None, priority=None, bpu_cores=None, custom_id=None, device_id=None) -> dict:
+        given = {"priority": priority, "bpu_cores": bpu_cores, "custom_id": custom_id, "device_id": device_id}
+        effective = self._scheduling(given)  # run-local: the stored defaults do not change
+        feeds = self._feeds(inputs, model_name)
         results = {}
         for name, tensors in feeds.items():
             model = self._models[name]
-            if set(tensors) != {model.input_name}:
-                raise ValueError(f"model {name} takes inputs {[model.input_name]}, got {sorted(tensors)}")
-            x = tensors[model.input_name]
-            if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-                raise ValueError(
-                    f"input {model.input_name} must be float32 ndarray, got {getattr(x, 'dtype', type(x))}"
-                )
-            if tuple(x.shape) != model.input_shape:
-                raise ValueError(f"input {model.input_name} must have shape {model.input_shape}, got {tuple(x.shape)}")
-            results[name] = {model.output_name: model.infer(x)}
-            self.calls.append((name, options))
+            checked = {key: model.check(key, array) for key, array in tensors.items()}
+            missing = [t.name for t in model.inputs if t.name not in checked]
+            if missing:
+                raise ValueError(f"model {name} is missing inputs {missing}")
+            self.calls.append(
+                {
+                    "model": name,
+                    "inputs": {key: (tuple(a.shape), a.dtype.name) for key, a in checked.items()},
+                    "overrides": {k: v for k, v in given.items() if v is not None},
+                    "sched": effective[name].copy(),
+                }
+            )
+            self.last_inputs[name] = {key: a.copy() for key, a in checked.items()}
+            results[name] = model.infer(checked)
         return results
 
-    def _normalize(self, inputs) -> dict:
-        """Accept x, {input: x} or {model: {input: x}}, like the real runtime."""
-        if isinstance(inputs, np.ndarray):
-            if len(self._models) != 1:
-                raise ValueError("a bare array needs a single-model runtime")
-            ((name, model),) = self._models.items()
-            return {name: {model.input_name: inputs}}
-        if not isinstance(inputs, dict):
-            raise ValueError(f"run() takes an ndarray or a dict, got {type(inputs).__name__}")
-        if inputs and all(isinstance(v, dict) for v in inputs.values()):
-            unknown = set(inputs) - set(self._models)
+    def _feeds(self, inputs, model_name) -> dict:
+        """x, {input: x} or {model: {input: x}} -> {model: {input: x}}, as the three documented overloads."""
+        if model_name is not None and model_name not in self._models:
+            raise ValueError(f"unknown model {model_name!r}; loaded: {self.model_names}")
+        if isinstance(inputs, dict) and inputs and all(isinstance(v, dict) for v in inputs.values()):
+            unknown = [name for name in inputs if name not in self._models]
             if unknown:
-                raise ValueError(f"unknown model(s) {sorted(unknown)}; loaded: {self.model_names}")
+                raise ValueError(f"unknown model(s) {unknown}; loaded: {self.model_names}")
+            if model_name is not None:
+                if model_name not in inputs:
+                    raise ValueError(f"no inputs for model {model_name!r}")
+                return {model_name: inputs[model_name]}
             return inputs
-        if len(self._models) != 1:
-            raise ValueError("{input: array} needs a single-model runtime; use {model: {input: array}}")
-        return {next(iter(self._models)): inputs}
+        if model_name is None:
+            if len(self._models) != 1:
+                raise ValueError(f"model_name is required when several models are loaded ({self.model_names})")
+            model_name = self.model_names[0]
+        if isinstance(inputs, np.ndarray):
+            model = self._models[model_name]
+            if len(model.inputs) != 1:
+                raise ValueError(f"model {model_name} has {len(model.inputs)} inputs: pass {{input_name: array}}")
+            return {model_name: {model.inputs[0].name: inputs}}
+        if isinstance(inputs, dict) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values()):
+            return {model_name: inputs}
+        raise TypeError(
+            "run() takes an np.ndarray, a Dict[str, np.ndarray] or a Dict[str, Dict[str, np.ndarray]], "
+            f"got {type(inputs).__name__}"
+        )
 
 
-def _check_priority(value) -> int:
-    if not isinstance(value, int) or not 0 <= value <= 255:
-        raise ValueError(f"priority must be an int in 0..255, got {value!r}")
-    return value
+def _check_int(argument: str, value, low: int, high) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{argument} values must be int, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{argument} must be in {low}..{high if high is not None else ''}, got {value}")
+    return int(value)
 
 
 def _check_cores(value) -> list:
-    if not isinstance(value, (list, tuple)) or not value or any(c != 0 for c in value):
-        raise ValueError(f"bpu_cores must be a list of core ids of this board ([0]), got {value!r}")
-    return list(value)
+    if not isinstance(value, list) or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in value):
+        raise TypeError(f"bpu_cores values must be List[int], got {value!r}")
+    if len(value) != 1 or value[0] not in S100_BPU_CORES:
+        raise ValueError(f"bpu_cores {value!r}: the S100 has one BPU core, use [0] (or [-1] for any)")
+    return [int(c) for c in value]
 
 
-def write_fake_hbm(
-    path,
-    onnx_name: str,
+# --- fake .hbm files -----------------------------------------------------------------------------
+
+
+def _read_fake_hbm(path: str) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RuntimeError(f"failed to load hbm {path}: not a (fake) hbm file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not doc.get("models"):
+        raise RuntimeError(f"failed to load hbm {path}: not a (fake) hbm file")
+    return doc
+
+
+def read_fake_hbm(path) -> dict:
+    """The JSON document of a fake .hbm, for tests that compute the expected answer themselves."""
+    return _read_fake_hbm(str(path))
+
+
+def _output(name: str, shape, dtype: str, scale, zero_point, axis: int, value: str = "logits") -> dict:
+    out = {"name": name, "shape": [int(d) for d in shape], "dtype": dtype, "value": value}
+    if scale is not None:
+        zero_point = 0 if zero_point is None else zero_point
+        out["quant"] = {
+            "scale": np.asarray(scale, np.float32).reshape(-1).tolist(),
+            "zero_point": np.asarray(zero_point, np.int64).reshape(-1).tolist(),
+            "axis": int(axis),
+        }
+    return out
+
+
+def _compute(kind: str, features: int, classes: int, grid: int, seed: int, weight, bias, **extra) -> dict:
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((features, classes)) if weight is None else np.asarray(weight, np.float64)
+    bias = rng.standard_normal(classes) * 0.1 if bias is None else np.asarray(bias, np.float64)
+    if weight.shape != (features, classes) or bias.shape != (classes,):
+        raise ValueError(f"weight must be [{features}, {classes}] and bias [{classes}]")
+    return {"kind": kind, "grid": grid, "weight": weight.tolist(), "bias": bias.tolist(), **extra}
+
+
+def featuremap_model(
+    name: str = "r3d_18",
     *,
-    model_name: str = "r3d_18",
-    input_name: str = "video_in",
-    output_name: str = "scores",
+    input_name: str = "video",
     input_shape=(1, 3, 16, 112, 112),
-    output_shape=(1, 400),
+    input_dtype: str = "F32",
+    output_name: str = "scores",
+    classes: int = 400,
+    grid: int = 1,
+    seed: int = 0,
+    weight=None,
+    bias=None,
     output_dtype: str = "F32",
     scale=None,
-    zero_point=0,
+    zero_point=None,
     axis: int = 1,
-) -> Path:
-    """Write a fake .hbm (JSON) that runs `onnx_name` (relative to the .hbm's folder)."""
-    doc = {
-        "magic": MAGIC,
-        "model_name": model_name,
-        "onnx": onnx_name,
-        "input_name": input_name,
-        "output_name": output_name,
-        "input_shape": list(input_shape),
-        "output_shape": list(output_shape),
-        "output_dtype": output_dtype,
+    extra_outputs: tuple = (),
+) -> dict:
+    """One model with a featuremap input (float32 as the published r3d_18.hbm); `scale` makes the
+    output quantized (SCALE) with `zero_point` along `axis`. `extra_outputs` names outputs that hold the
+    features, after the logits."""
+    channels = int(input_shape[1])
+    batch = int(input_shape[0])
+    outputs = [_output(output_name, (batch, classes), output_dtype, scale, zero_point, axis)]
+    outputs += [_output(o, (batch, channels * grid * grid), "F32", None, None, 0, "features") for o in extra_outputs]
+    return {
+        "name": name,
+        "desc": f"fake featuremap model {name}",
+        "inputs": [{"name": input_name, "shape": [int(d) for d in input_shape], "dtype": input_dtype}],
+        "outputs": outputs,
+        "compute": _compute("featuremap", channels * grid * grid, classes, grid, seed, weight, bias, input=input_name),
     }
-    if scale is not None:
-        doc["output_quant"] = {"scale": scale, "zero_point": zero_point, "axis": axis}
+
+
+def nv12_model(
+    name: str = "resnet18_224x224_nv12",
+    *,
+    y_name: str = "data_y",
+    uv_name: str = "data_uv",
+    height: int = 224,
+    width: int = 224,
+    output_name: str = "output",
+    classes: int = 1000,
+    grid: int = 2,
+    seed: int = 0,
+    weight=None,
+    bias=None,
+    mean_value=(0.0, 0.0, 0.0),
+    scale_value=(1.0, 1.0, 1.0),
+    output_dtype: str = "F32",
+    scale=None,
+    zero_point=None,
+    axis: int = 1,
+) -> dict:
+    """One model compiled with input_type_rt nv12 and norm_type data_mean_and_scale: Y and UV uint8 inputs."""
+    return {
+        "name": name,
+        "desc": f"fake NV12 model {name}",
+        "inputs": [
+            {"name": y_name, "shape": [1, height, width, 1], "dtype": "U8"},
+            {"name": uv_name, "shape": [1, height // 2, width // 2, 2], "dtype": "U8"},
+        ],
+        "outputs": [_output(output_name, (1, classes), output_dtype, scale, zero_point, axis)],
+        "compute": _compute(
+            "nv12",
+            3 * grid * grid,
+            classes,
+            grid,
+            seed,
+            weight,
+            bias,
+            y=y_name,
+            uv=uv_name,
+            mean_value=[float(v) for v in mean_value],
+            scale_value=[float(v) for v in scale_value],
+        ),
+    }
+
+
+def write_fake_hbm(path, note: str | None = None, *, models=None, desc: str = "", **featuremap) -> Path:
+    """Write a fake .hbm holding `models` (dicts from featuremap_model / nv12_model), or one
+    `featuremap_model(**featuremap)`. `note` is kept in the file for people reading it (e.g. which ONNX the
+    fake stands in for); the fake never reads it."""
+    if models is None:
+        models = [featuremap_model(**featuremap)]
+    elif featuremap:
+        raise TypeError("pass either models or featuremap_model keywords, not both")
+    doc = {"format": FORMAT, "desc": desc, "note": note, "models": list(models)}
     Path(path).write_text(json.dumps(doc), encoding="utf-8")
     return Path(path)

@@ -1,0 +1,112 @@
+"""A task is a kind of model: what inputs it takes, what its result is, and how that result shows.
+
+Tasks register through `zoo_register_tasks`; the core knows no task by name. Each task also
+offers a Model base class (`Task.model_class`) whose methods are the task's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+# Input kinds a task may accept; `open_input` classifies a file into one of them.
+VIDEO = "video"  # a video file OpenCV decodes
+FRAMES = "frames"  # a .npy of raw RGB frames T×H×W×3 uint8
+IMAGE = "image"  # an image file, or a .npy of one RGB image H×W×3 uint8
+TENSOR = "tensor"  # a .npy of the preprocessed float32 model input
+
+
+@dataclass(frozen=True)
+class Option:
+    """A run option of a task (`--top-k`, `--clips`, ...): its type, default and what it does.
+
+    The same name is a setting in zoo.yaml's per-model section.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    minimum: float | None = None
+
+    def check(self, value, where: str):
+        from modelzoo.core.errors import ConfigError
+
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or isinstance(value, bool) is not (self.type is bool):
+            raise ConfigError(f"{where}: '{self.name}' must be {self.type.__name__}, not {type(value).__name__}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{where}: '{self.name}' must be at least {self.minimum:g}")
+        return value
+
+
+class Task:
+    """Subclass it, set the class attributes and register an instance with `zoo_register_tasks`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    accepts: ClassVar[tuple] = ()  # input kinds, from the constants above
+    options: ClassVar[tuple] = ()  # Option, ...
+    preprocessing_type: ClassVar[type | None] = None  # the dataclass ModelSpec.preprocessing must be
+    calibration_suffixes: ClassVar[tuple] = (".npy",)  # files `zoo calib DIR` takes from a folder
+
+    @property
+    def model_class(self) -> type:
+        """The Model base class with this task's defaults."""
+        from modelzoo.core.contract.model import Model
+
+        return Model
+
+    def spec_problems(self, spec) -> list:
+        """What makes `spec` unusable for this task (shown by `zoo plugins`); empty when fine."""
+        problems = []
+        if self.preprocessing_type is not None and not isinstance(spec.preprocessing, self.preprocessing_type):
+            got = type(spec.preprocessing).__name__
+            problems.append(f"{self.name} needs preprocessing={self.preprocessing_type.__name__}(...), got {got}")
+        return problems
+
+    def describe_preprocessing(self, spec) -> str:
+        """One line for `zoo info`."""
+        return str(spec.preprocessing)
+
+    def accepted(self) -> str:
+        """What to pass as --input, for messages."""
+        return ", ".join(self.accepts)
+
+    def open_input(self, path, spec):
+        """Classify and check the input file; refuses kinds this task does not take (InputError)."""
+        from modelzoo.core.inputs.sources import open_input
+
+        return open_input(path, spec, self)
+
+    def resolve_options(self, given: dict, configured: dict, where: str) -> dict:
+        """Every option of this task: the command line's, else zoo.yaml's, else the default."""
+        values = {}
+        for option in self.options:
+            if given.get(option.name) is not None:
+                values[option.name] = option.check(given[option.name], "the command line")
+            elif configured.get(option.name) is not None:
+                values[option.name] = option.check(configured[option.name], where)
+            else:
+                values[option.name] = option.default
+        return values
+
+    def option_names(self) -> set:
+        return {option.name for option in self.options}
+
+    def format_result(self, result) -> str:
+        """The result as people read it on a terminal."""
+        return str(result.to_dict())
+
+    def synthetic_input(self, spec, directory: Path) -> Path:
+        """Write a small valid input for `spec` into `directory` and return its path (for checks)."""
+        raise NotImplementedError
+
+
+class Result:
+    """A task's result; `to_dict()` gives the task's keys of `zoo run --json`."""
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
