@@ -68,12 +68,9 @@ class ImageClassificationTask(Task):
         return classification_table(result)
 
     def synthetic_input(self, spec, directory: Path) -> Path:
-        import numpy as np
+        from modelzoo.core.inputs.tensor_file import save_random_pixels
 
-        image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
-        path = Path(directory) / f"{spec.name}_image.npy"
-        np.save(path, image)
-        return path
+        return save_random_pixels(Path(directory) / f"{spec.name}_image.npy", (300, 400, 3))
 
 
 class ImageClassifier(Model):

@@ -64,13 +64,10 @@ class VideoClassificationTask(Task):
         return classification_table(result)
 
     def synthetic_input(self, spec, directory: Path) -> Path:
-        import numpy as np
+        from modelzoo.core.inputs.tensor_file import save_random_pixels
 
-        pre = spec.preprocessing
-        frames = np.random.default_rng(0).integers(0, 256, (pre.clip_len * 2, 72, 96, 3), dtype=np.uint8)
-        path = Path(directory) / f"{spec.name}_frames.npy"
-        np.save(path, frames)
-        return path
+        frames = (spec.preprocessing.clip_len * 2, 72, 96, 3)
+        return save_random_pixels(Path(directory) / f"{spec.name}_frames.npy", frames)
 
 
 class VideoClassifier(Model):
