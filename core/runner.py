@@ -24,6 +24,8 @@ class RunRequest:
     threads: int | None = None
     options: dict = field(default_factory=dict)  # the task's options given on the command line (None = not given)
     backend_options: dict = field(default_factory=dict)
+    precision: str | None = None  # "fp32" or "int8"; None: zoo.yaml's, else fp32
+    save: str | None = None  # write the input annotated with the result here
 
 
 @dataclass
@@ -124,14 +126,33 @@ def pick_backend(
     return backend_cls
 
 
-def resolve_model_file(registry, model, backend_cls, config, cache, *, model_path=None, weights=None, log=None) -> Path:
-    """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights."""
+def resolve_model_file(
+    registry, model, backend_cls, config, cache, *, model_path=None, weights=None, precision=None, log=None
+) -> Path:
+    """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights;
+    with precision int8, the host-quantized ONNX of that file."""
+    precision = resolve_precision(config, model, precision)
     if model_path:
-        return existing_model_file(model_path)
-    default = None if weights else backend_cls.default_model(model, cache)
-    if default is not None:
-        return Path(default)
-    return converted_onnx(model, registry, config, cache, weights, log)[0]
+        path = existing_model_file(model_path)
+    else:
+        default = None if weights or precision != "fp32" else backend_cls.default_model(model, cache)
+        path = Path(default) if default is not None else converted_onnx(model, registry, config, cache, weights, log)[0]
+    if precision == "fp32":
+        return path
+    if not backend_cls.converts_weights:
+        raise BackendError(f"--precision {precision} runs a host-quantized ONNX; the {backend_cls.name} backend cannot")
+    from modelzoo.core.quantize.host import quantized_model_file
+
+    return quantized_model_file(registry, model, config, cache, path, log=log)
+
+
+def resolve_precision(config, model, precision) -> str:
+    """--precision, else zoo.yaml's per-model `precision`, else fp32."""
+    chosen = precision or config.model(model.name).options.get("precision") or "fp32"
+    if chosen not in ("fp32", "int8"):
+        where = f"{config.path or 'zoo.yaml'}: models.{model.name}.precision"
+        raise InputError(f"{where} is {chosen!r}; use fp32 or int8")
+    return chosen
 
 
 def load_backend(backend_cls, model_file: Path, model, cache, *, threads=None, **backend_options):
@@ -159,8 +180,9 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
     )  # fmt: skip
     source = open_source(registry, model, request.input)  # a bad input fails before any download
     model_file = resolve_model_file(
-        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights, log=log
-    )
+        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
+        precision=request.precision, log=log,
+    )  # fmt: skip
     key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
     cached = loaded.get(key) if loaded is not None else None
 
@@ -192,6 +214,9 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
         result = model.postprocess(output, source, options)
     if result is None:
         raise PluginError(f"plugin {model.plugin!r} returned no result from postprocess for {model.name}")
+    if request.save:
+        with blamed_on(model.plugin, f"saving the annotated input of {model.name}"):
+            registry.task_of(model).save_annotated(result, source, Path(request.save))
     for warning in source.warnings:
         if log:
             log(f"warning: {warning}")
@@ -213,7 +238,10 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
     )
 
 
-def predict(model, input, *, backend=None, model_path=None, weights=None, threads=None, config=None, **options):
+def predict(
+    model, input, *, backend=None, model_path=None, weights=None, threads=None, precision=None, config=None, save=None,
+    **options,
+):  # fmt: skip
     """`Model.predict`: the CLI's run for programs, reusing the loaded backend between calls."""
     from modelzoo.core.artifacts.cache import ArtifactCache
     from modelzoo.core.config import load_config
@@ -225,7 +253,7 @@ def predict(model, input, *, backend=None, model_path=None, weights=None, thread
     loaded = model.__dict__.setdefault("_zoo_loaded_backends", {})
     request = RunRequest(
         model.name, str(input), model_path=model_path, weights=weights, backend=backend, threads=threads,
-        options=options,
+        options=options, precision=precision, save=save,
     )  # fmt: skip
     return run(request, registry, settings, cache, loaded=loaded)
 

@@ -100,6 +100,12 @@ class Task:
         """The result as people read it on a terminal."""
         return str(result.to_dict())
 
+    def save_annotated(self, result, source, path: Path) -> None:
+        """Write the input with `result` drawn on it (`zoo run --save`); tasks that can draw override this."""
+        from modelzoo.core.errors import InputError
+
+        raise InputError(f"--save is not supported for {self.name} models")
+
     def synthetic_input(self, spec, directory: Path) -> Path:
         """Write a small valid input for `spec` into `directory` and return its path (for checks)."""
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -31,22 +32,35 @@ def _scalar(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+# The built-in tasks' options, as flags; any task's option also works as -O KEY=VALUE.
+TASK_FLAGS = (
+    ("clips", click.IntRange(min=1), "Clips sampled from a video (video models; default 1, or zoo.yaml)."),
+    ("top_k", click.IntRange(min=1), "How many predictions to print (classifiers; default 5)."),
+    ("conf", click.FloatRange(0, 1), "Confidence threshold (detectors; default 0.25)."),
+    ("iou", click.FloatRange(0, 1), "NMS IoU threshold (detectors; default 0.7)."),
+    ("max_det", click.IntRange(min=1), "Most detections kept (detectors; default 300)."),
+)
+
+
 def task_option_flags(command):
-    """The built-in tasks' options (--clips, --top-k), and -O KEY=VALUE for any task's."""
-    command = click.option(
+    """Adds the task option flags and -O KEY=VALUE; the command gets them as one dict, `task_options`,
+    holding only what was given (the model's task then checks each and fills in the rest)."""
+
+    @functools.wraps(command)
+    def collected(*args, extra_options, **kwargs):
+        options = dict(extra_options)
+        for name, _kind, _help in TASK_FLAGS:
+            value = kwargs.pop(name)
+            if value is not None:
+                options[name] = value
+        return command(*args, task_options=options, **kwargs)
+
+    for name, kind, text in reversed(TASK_FLAGS):
+        collected = click.option("--" + name.replace("_", "-"), name, type=kind, help=text)(collected)
+    return click.option(
         "--option", "-O", "extra_options", multiple=True, callback=_option_pairs,
         help="A task option as KEY=VALUE (repeatable), for plugin tasks' options.",
-    )(command)  # fmt: skip
-    command = click.option("--top-k", type=click.IntRange(min=1), help="How many predictions to print (default 5).")(
-        command
-    )
-    return click.option(
-        "--clips", type=click.IntRange(min=1), help="Clips sampled from a video (video models; default 1, or zoo.yaml)."
-    )(command)
-
-
-def given_options(clips=None, top_k=None, extra_options=None) -> dict:
-    return {**(extra_options or {}), **{k: v for k, v in (("clips", clips), ("top_k", top_k)) if v is not None}}
+    )(collected)  # fmt: skip
 
 
 @click.command()
@@ -59,26 +73,25 @@ def given_options(clips=None, top_k=None, extra_options=None) -> dict:
 @click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
 @task_option_flags
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    help="Host precision: int8 runs the quantized ONNX (`zoo quantize`).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads (onnxruntime intra-op).")
+@click.option(
+    "--save",
+    "save_path",
+    type=click.Path(dir_okay=False),
+    help="Write the input annotated with the result to this image.",
+)
 @board_scheduling
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def run(
-    session,
-    model,
-    positional_input,
-    input_path,
-    model_path,
-    weights,
-    clips,
-    top_k,
-    extra_options,
-    backend,
-    threads,
-    priority,
-    bpu_cores,
-    as_json,
-):
+    session, model, positional_input, input_path, model_path, weights, task_options, backend, precision, threads,
+    save_path, priority, bpu_cores, as_json,
+):  # fmt: skip
     """Run a model on one input: decode, preprocess, infer, print the result and timings."""
     from modelzoo.core.errors import InputError
     from modelzoo.core.runner import RunRequest
@@ -91,8 +104,9 @@ def run(
         raise InputError(f"no input; pass one: `zoo run {model} INPUT` (see `zoo info {model}` for what it takes)")
     options = scheduling_options(priority, bpu_cores)
     request = RunRequest(
-        model, input_path, model_path, weights, backend, threads, given_options(clips, top_k, extra_options), options
-    )
+        model, input_path, model_path, weights, backend, threads, task_options, options,
+        precision=precision, save=save_path,
+    )  # fmt: skip
     result = run_pipeline(request, session.registry, session.config, session.cache, log=notice)
     if as_json:
         emit_json(result.to_dict())
@@ -111,14 +125,14 @@ def run(
 @task_option_flags
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def preprocess(session, model, input_path, output, clips, top_k, extra_options, as_json):
+def preprocess(session, model, input_path, output, task_options, as_json):
     """Write the exact float32 tensor `zoo run` would feed the model, e.g. to run it on the board."""
     from modelzoo.core.inputs.tensor_file import save_npy
-    from modelzoo.core.runner import prepare_input, task_options
+    from modelzoo.core.runner import prepare_input
+    from modelzoo.core.runner import task_options as resolve_task_options
 
     found = session.registry.get_model(model)
-    given = {k: v for k, v in given_options(clips, None, extra_options).items()}
-    options = task_options(session.registry, found, session.config, given)
+    options = resolve_task_options(session.registry, found, session.config, task_options)
     tensor, source = prepare_input(session.registry, found, input_path, options)
     for warning in source.warnings:
         notice(f"warning: {warning}")
