@@ -133,7 +133,7 @@ def resolve_model_file(
     with precision int8, the host-quantized ONNX of that file."""
     precision = resolve_precision(config, model, precision)
     if model_path:
-        path = existing_model_file(model_path)
+        path = existing_model_file(model_path, model=model, weights=weights)
     else:
         default = None if weights or precision != "fp32" else backend_cls.default_model(model, cache)
         path = Path(default) if default is not None else converted_onnx(model, registry, config, cache, weights, log)[0]

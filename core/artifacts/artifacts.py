@@ -92,14 +92,15 @@ def converted_onnx(model, registry, config, cache, weights_file=None, log=None) 
 def onnx_source(model, registry, config, cache, model_path=None, weights_file=None, log=None) -> Path:
     """The ONNX to prepare for a board: --model FILE.onnx, else the converted checkpoint."""
     if model_path:
-        path = existing_model_file(model_path)
+        path = existing_model_file(model_path, model=model, weights=weights_file)
         if path.suffix.lower() != ".onnx":
             raise InputError(f"{path.name} is not an .onnx file; board preparation starts from ONNX (see `zoo export`)")
         return path
     return converted_onnx(model, registry, config, cache, weights_file, log)[0]
 
 
-def existing_model_file(model_path) -> Path:
+def existing_model_file(model_path, *, model=None, weights=None) -> Path:
+    """The user's --model file, checked to exist (`model` and `weights` are the run's, for further checks)."""
     path = Path(model_path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist; check --model")
