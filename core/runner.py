@@ -202,11 +202,15 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
         backend, load_ms = (cached, 0.0) if loading is None else loading.result()
     if loaded is not None:
         loaded[key] = backend
+    return finish_run(registry, model, request, backend, source, tensor, options, model_file, prepared_ms, load_ms, log)
+
+
+def finish_run(registry, model, request, backend, source, tensor, options, model_file, prepared_ms, load_ms, log=None):
+    """Inference, postprocessing and the RunResult for one preprocessed input."""
     if source.tensor is not None and request.options.get("clips") and request.options["clips"] != tensor.shape[0]:
         source.warnings.append(
             f"--clips {request.options['clips']} ignored: {request.input} already holds {tensor.shape[0]} preprocessed clip(s)"
         )
-
     started = time.perf_counter()
     output = backend.run(tensor)
     inference_ms = (time.perf_counter() - started) * 1000

@@ -65,8 +65,11 @@ def task_option_flags(command):
 
 @click.command()
 @click.argument("model")
-@click.argument("positional_input", metavar="[INPUT]", required=False)
-@click.option("--input", "-i", "input_path", help="Video, image, or .npy (raw frames, image or preprocessed tensor).")
+@click.argument("positional_inputs", metavar="[INPUT]...", nargs=-1)
+@click.option(
+    "--input", "-i", "input_paths", multiple=True,
+    help="Video, image or .npy; a folder, a glob or @list.txt runs each input in it (repeatable).",
+)  # fmt: skip
 @click.option(
     "--model", "model_path", help="Run this model file (.onnx, or .hbm on the board) instead of the converted weights."
 )
@@ -86,36 +89,101 @@ def task_option_flags(command):
     help="Write the input annotated with the result to this image.",
 )
 @board_scheduling
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--output", "-o", "output_path", type=click.Path(dir_okay=False),
+    help="Also write every input's record to this .jsonl or .csv file.",
+)  # fmt: skip
+@click.option("--resume", is_flag=True, help="With --output FILE.jsonl: skip inputs it already records.")
+@click.option("--retry-failed", is_flag=True, help="With --resume: run again the inputs recorded with an error.")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads decoding inputs while the model runs (default 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines, one per input, for several inputs).")
 @pass_session
 def run(
-    session, model, positional_input, input_path, model_path, weights, task_options, backend, precision, threads,
-    save_path, priority, bpu_cores, as_json,
+    session, model, positional_inputs, input_paths, model_path, weights, task_options, backend, precision, threads,
+    save_path, priority, bpu_cores, output_path, resume, retry_failed, workers, as_json,
 ):  # fmt: skip
-    """Run a model on one input: decode, preprocess, infer, print the result and timings."""
+    """Run a model on inputs: decode, preprocess, infer, print each result and timings.
+
+    Several inputs (or a folder, a glob, @list.txt) load the model once and stream a record per
+    input; an input that fails is recorded with its error and the run goes on (exit 1 at the end).
+    """
     from modelzoo.core.errors import InputError
+    from modelzoo.core.pipeline import is_many
     from modelzoo.core.runner import RunRequest
     from modelzoo.core.runner import run as run_pipeline
 
-    if input_path and positional_input:
-        raise InputError(f"two inputs given ({positional_input} and --input {input_path}); pass one")
-    input_path = input_path or positional_input
-    if not input_path:
+    inputs = [*input_paths, *positional_inputs]
+    if not inputs:
         raise InputError(f"no input; pass one: `zoo run {model} INPUT` (see `zoo info {model}` for what it takes)")
+    if (resume or retry_failed) and not output_path:
+        raise InputError("--resume reads what an earlier run wrote: pass the same --output FILE.jsonl")
     options = scheduling_options(priority, bpu_cores)
     request = RunRequest(
-        model, input_path, model_path, weights, backend, threads, task_options, options,
+        model, inputs[0], model_path, weights, backend, threads, task_options, options,
         precision=precision, save=save_path,
     )  # fmt: skip
+    if is_many(inputs) or output_path:
+        if save_path and is_many(inputs):
+            raise InputError("--save writes one annotated image; give one input")
+        code = _run_many(session, request, inputs, output_path, resume, retry_failed, workers, as_json)
+        click.get_current_context().exit(code)
     result = run_pipeline(request, session.registry, session.config, session.cache, log=notice)
     if as_json:
         emit_json(result.to_dict())
         return
+    _echo_result(session, result)
+
+
+def _echo_result(session, result) -> None:
     task = session.registry.task_of(session.registry.get_model(result.model))
     details = ", ".join([*getattr(result.result, "details", list)(), result.backend])
     click.echo(f"{result.model} on {result.input} ({details})")
     click.echo(task.format_result(result.result))
     click.echo("timing: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timing_ms.items()))
+
+
+def _run_many(session, request, inputs, output_path, resume, retry_failed, workers, as_json) -> int:
+    """Every input through one loaded model; records stream to stdout and --output; the summary to stderr."""
+    import json
+    import time
+
+    from modelzoo.core.pipeline import Summary, run_inputs
+    from modelzoo.records import RecordFile, resume_filter
+
+    registry = session.registry
+    skip = resume_filter(output_path, retry_failed=retry_failed) if resume else None
+    sink = RecordFile(output_path, resume=resume) if output_path else None
+    summary = Summary()
+    last_report = [time.perf_counter()]
+
+    def on_record(record, result) -> None:
+        if sink:
+            sink.write(record)
+        if as_json:
+            click.echo(json.dumps(record, default=str))
+        elif result is not None:
+            _echo_result(session, result)
+        else:
+            click.echo(f"{record['input']}: error: {record['error']}")
+        for warning in record.get("warnings", []):
+            notice(f"warning: {record['input']}: {warning}")
+        if time.perf_counter() - last_report[0] >= 3.0:  # a line every few seconds, for logs and terminals alike
+            last_report[0] = time.perf_counter()
+            finished = summary.done + summary.failed
+            left = summary.total - summary.skipped - finished
+            eta = left / summary.throughput if summary.throughput else 0
+            notice(f"progress: {finished}/{summary.total - summary.skipped}, {summary.failed} failed, ETA {eta:.0f} s")
+
+    try:
+        run_inputs(
+            request, inputs, registry, session.config, session.cache, on_record=on_record, log=notice,
+            workers=workers or 1, skip=skip, summary=summary,
+        )  # fmt: skip
+    finally:
+        if sink:
+            sink.close()
+    notice(f"summary: {summary.line()}")
+    return 1 if summary.failed else 0
 
 
 @click.command()

@@ -1,0 +1,208 @@
+"""Many inputs through one loaded model: decoding and preprocessing in worker threads, overlapped
+with inference, with a bounded number of inputs in flight so memory stays flat however many there are.
+
+Each input gives one record: the `zoo run --json` result, or {"input", "error"} for an input that
+failed (the run goes on). Records carry the input file's size and mtime so `--resume` can skip what
+an earlier run already recorded.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from modelzoo.core.errors import InputError, ZooError
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def throughput(self) -> float:
+        return (self.done + self.failed) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.done} done, {self.failed} failed, {self.skipped} skipped of {self.total} input(s) "
+            f"in {self.elapsed:.1f} s ({self.throughput:.2f} inputs/s)"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "total": self.total,
+            "seconds": round(self.elapsed, 3),
+            "inputs_per_second": round(self.throughput, 3),
+        }
+
+
+def is_many(specs: list) -> bool:
+    """More than one input, or one that names several (a folder, a glob, @list.txt)."""
+    if len(specs) != 1:
+        return True
+    spec = str(specs[0])
+    return spec.startswith("@") or Path(spec).is_dir() or (glob.has_magic(spec) and not Path(spec).exists())
+
+
+def expand_inputs(specs: list, suffixes) -> list:
+    """Files as given; folders recursively, keeping the files with one of `suffixes` (the task's);
+    globs; and `@list.txt` (one input per line, # comments). Order kept, duplicates dropped."""
+    suffixes = {s.lower() for s in suffixes}
+    found: list = []
+    for spec in specs:
+        text = str(spec)
+        if text.startswith("@"):
+            listing = Path(text[1:])
+            if not listing.is_file():
+                raise InputError(f"input list {listing} does not exist; check the path after @")
+            lines = [line.strip() for line in listing.read_text(encoding="utf-8", errors="replace").splitlines()]
+            found.extend(expand_inputs([line for line in lines if line and not line.startswith("#")], suffixes))
+        elif Path(text).is_dir():
+            files = sorted(p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not files:
+                raise InputError(f"{text} holds no input files this model takes ({', '.join(sorted(suffixes))})")
+            found.extend(str(p) for p in files)
+        elif glob.has_magic(text) and not Path(text).exists():
+            matches = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InputError(f"no file matches {text}")
+            found.extend(matches)
+        else:
+            found.append(text)  # checked when it is opened: a missing file is that input's error record
+    return list(dict.fromkeys(found))
+
+
+def file_stamp(path) -> dict | None:
+    """Size and mtime of an input file, so a resumed run can tell it is the same file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return {"size": stat.st_size, "mtime": round(stat.st_mtime, 6)}
+
+
+def run_inputs(
+    request, inputs: list, registry, config, cache, *, on_record, log=None, workers: int = 1, in_flight: int = 4,
+    skip=None, summary: Summary | None = None,
+) -> Summary:  # fmt: skip
+    """Run `request`'s model on every input (files, folders, globs, @lists); `on_record(record, run_result_or_None)`
+    gets each record as it finishes, in input order.
+
+    `skip(path, stamp) -> bool` leaves out inputs already recorded (resume). A user error about the
+    run itself (unknown model, bad option, no model file) is raised before any input is touched.
+    """
+    from modelzoo.core import runner
+
+    summary = summary or Summary()
+    model = registry.get_model(request.model)
+    options = runner.task_options(registry, model, config, request.options)
+    threads = request.threads or config.threads
+    backend_cls = runner.pick_backend(
+        registry, model, config, cache, backend=request.backend, model_path=request.model_path,
+        weights=request.weights, options=request.backend_options, log=log,
+    )  # fmt: skip
+    inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
+    model_file = runner.resolve_model_file(
+        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
+        precision=request.precision, log=log,
+    )  # fmt: skip
+    import numpy  # noqa: F401  (initialised once, before worker threads import it)
+
+    started = time.perf_counter()
+    backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
+    load_ms = (time.perf_counter() - started) * 1000
+
+    todo = []
+    for path in inputs:
+        stamp = file_stamp(path)
+        if skip is not None and skip(path, stamp):
+            summary.skipped += 1
+        else:
+            todo.append((path, stamp))
+    summary.total = len(inputs)
+
+    def prepare(path):
+        begun = time.perf_counter()
+        source = runner.open_source(registry, model, path)
+        tensor = runner.preprocess_source(model, source, options)
+        return source, tensor, (time.perf_counter() - begun) * 1000
+
+    pending: deque = deque()
+    items = iter(todo)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="zoo-prep") as pool:
+
+        def refill():
+            while len(pending) < max(1, in_flight):
+                item = next(items, None)
+                if item is None:
+                    return
+                pending.append((item, pool.submit(prepare, item[0])))
+
+        refill()
+        while pending:
+            (path, stamp), future = pending.popleft()
+            try:
+                source, tensor, prepared_ms = future.result()
+                refill()  # the next inputs decode while this one runs
+                result = runner.finish_run(
+                    registry, model, replace(request, input=path), backend, source, tensor, options, model_file,
+                    prepared_ms, load_ms, log=None,
+                )  # fmt: skip
+                load_ms = 0.0  # the model loaded once, for the first record
+                record = result.to_dict()
+                summary.done += 1
+            except ZooError as exc:
+                refill()
+                result = None
+                record = {"model": model.name, "input": str(path), "error": str(exc)}
+                summary.failed += 1
+            record["source"] = stamp
+            on_record(record, result)
+    return summary
+
+
+def read_records(path: Path) -> dict:
+    """Records of an earlier run's JSON Lines output, by input; a torn last line is ignored."""
+    import json
+
+    records = {}
+    if not path.is_file():
+        return records
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "input" in record:
+                records[str(record["input"])] = record
+    return records
+
+
+def drop_torn_line(path: Path) -> None:
+    """An interrupted run may have left half a line: cut it, so appended records start on a line of their own."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        handle.truncate(data.rfind(b"\n") + 1)

@@ -1,0 +1,89 @@
+"""Where the records of a many-input run go: JSON Lines or CSV, one whole line per write, so an
+interrupted run never leaves half a record, and `--resume` can read what is done."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from modelzoo.core.errors import OutputError
+
+
+class RecordFile:
+    """An --output file: `.jsonl` (the records as `zoo run --json` prints them) or `.csv` (one row per input)."""
+
+    def __init__(self, path, *, resume: bool):
+        from modelzoo.core.pipeline import drop_torn_line
+
+        self.path = Path(path)
+        self.format = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
+        if self.path.suffix.lower() not in (".csv", ".jsonl", ".json", ".ndjson"):
+            raise OutputError(f"--output {self.path}: use a .jsonl or .csv file")
+        if self.format == "csv" and resume:
+            raise OutputError("--resume reads the records back: use a .jsonl --output")
+        self.resume = resume
+        self.handle = None  # opened at the first record: a run refused before any work leaves the file as it was
+        self.csv_header_written = resume
+        self._drop_torn_line = drop_torn_line
+
+    def _open(self) -> None:
+        if self.resume:
+            self._drop_torn_line(self.path)
+        try:
+            self.handle = open(self.path, "a" if self.resume else "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise OutputError(f"cannot write --output {self.path} ({exc.strerror}); check the folder") from None
+
+    def write(self, record: dict) -> None:
+        if self.handle is None:
+            self._open()
+        if self.format == "jsonl":
+            line = json.dumps(record, default=str) + "\n"
+        else:
+            line = self._csv_line(record)
+        self.handle.write(line)  # one write per record: a line is whole or absent
+        self.handle.flush()
+
+    def _csv_line(self, record: dict) -> str:
+        fields = ["input", "model", "backend", "error", "result", "total_ms"]
+        task_part = {
+            k: v
+            for k, v in record.items()
+            if k not in ("model", "input", "backend", "timing_ms", "model_file", "warnings", "source", "error")
+        }
+        row = {
+            "input": record.get("input"),
+            "model": record.get("model"),
+            "backend": record.get("backend", ""),
+            "error": record.get("error", ""),
+            "result": json.dumps(task_part, default=str) if "error" not in record else "",
+            "total_ms": round(sum(record.get("timing_ms", {}).values()), 3) if "timing_ms" in record else "",
+        }
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        if not self.csv_header_written:
+            writer.writeheader()
+            self.csv_header_written = True
+        writer.writerow(row)
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def resume_filter(path, *, retry_failed: bool):
+    """skip(path, stamp) for inputs an earlier run recorded with the same size and mtime."""
+    from modelzoo.core.pipeline import read_records
+
+    records = read_records(Path(path))
+
+    def skip(input_path, stamp) -> bool:
+        record = records.get(str(input_path))
+        if record is None or stamp is None or record.get("source") != stamp:
+            return False
+        return not (retry_failed and "error" in record)
+
+    return skip
