@@ -1,7 +1,9 @@
 """Writing files so that readers see the old file or the whole new one, never half of it.
 
 The hidden temp files of writes in progress are listed in a registry, so that a signal handler can
-remove them with `remove_temporary_files()` before the process exits.
+remove them with `remove_temporary_files()` before the process exits. Files that are meant to
+survive an interruption (a download's resumable `.part`) are listed too, so the interrupted
+message can say what was kept and what was removed (`interruption_report()`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from modelzoo.core.errors import OutputError
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _live: set[str] = set()  # this process's temp files not yet renamed or removed
+_resumable: set[str] = set()  # files this process is filling in that a later run resumes (.part)
+_interrupted: list[Path] = []  # targets whose unfinished write was removed because the process was interrupted
 # Reentrant: a signal handler runs on the main thread, possibly while that thread holds the lock.
 _live_lock = threading.RLock()
 
@@ -42,6 +46,9 @@ def atomic_write(path, mode: str = "wb"):
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            with _live_lock:
+                _interrupted.append(path)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose another location") from None
         raise
@@ -65,6 +72,42 @@ def remove_temporary_files() -> list[Path]:
             os.unlink(name)
             removed.append(Path(name))
     return removed
+
+
+@contextlib.contextmanager
+def resumable(path):
+    """Mark `path` as a partial file this process is filling in and a later run resumes: an
+    interruption keeps it, and `interruption_report()` names it. Unmarked when the block ends normally."""
+    name = str(path)
+    with _live_lock:
+        _resumable.add(name)
+    yield
+    with _live_lock:
+        _resumable.discard(name)
+
+
+def interruption_report(removed=()) -> tuple[list[Path], list[Path]]:
+    """(kept, removed) for the interrupted message: this process's resumable partial files that exist,
+    and the targets of writes that were abandoned (plus the temp files in `removed`)."""
+    with _live_lock:
+        kept = sorted(Path(name) for name in _resumable if os.path.isfile(name))
+        abandoned = list(dict.fromkeys([*_interrupted, *(_target_of(Path(p)) for p in removed)]))
+    return kept, abandoned
+
+
+def forget_interruptions() -> None:
+    """Start a new record for `interruption_report` (a long-lived process runs many commands)."""
+    with _live_lock:
+        _resumable.clear()
+        _interrupted.clear()
+
+
+def _target_of(tmp: Path) -> Path:
+    """out.bin for the temp file .out.bin.<hex>.tmp."""
+    name = tmp.name
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:-4].rsplit(".", 1)[0]
+    return tmp.with_name(name)
 
 
 def _create_temp(path: Path) -> tuple[int, str]:

@@ -11,11 +11,13 @@ ZOO_HOOKSPEC_VERSION = HOOKSPEC_VERSION
 
 @hookimpl
 def zoo_register_tasks(register):
+    from modelzoo.core.tasks.detection import DetectionTask
     from modelzoo.core.tasks.image_classification import ImageClassificationTask
     from modelzoo.core.tasks.video_classification import VideoClassificationTask
 
     register(VideoClassificationTask())
     register(ImageClassificationTask())
+    register(DetectionTask())
 
 
 @hookimpl

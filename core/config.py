@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,11 @@ HOME_ENV = "ZOO_HOME"
 _MODEL_SCHEMA = {
     "weights": {"url": str, "sha256": str},
 }
+# Per-model settings that are not the task's run options: where the weights come from, the host
+# precision (`--precision`) and the INT8 calibration set (`zoo quantize`).
+MODEL_SETTINGS = ("weights", "precision", "calib")
 # Any other per-model key is a run option of the model's task (clips, top_k, conf, ...): a scalar
-# here, checked against the task's declared type when the model runs.
+# here, checked against the task's declared type when the model runs (and by `config_problems`).
 _OPTION_TYPES = (int, float, str, bool)
 _SCHEMA = {
     "cache_dir": str,
@@ -31,6 +36,7 @@ class ModelConfig:
     weights_url: str | None = None
     weights_sha256: str | None = None
     options: dict = field(default_factory=dict)  # the task's run options, by name
+    keys: tuple = field(default=(), compare=False)  # every key the section sets, null ones too
 
     @property
     def clips(self) -> int | None:
@@ -48,6 +54,13 @@ class Config:
     default_backend: str = "auto"
     threads: int | None = None
     models: dict = field(default_factory=dict)
+    found_by: str | None = None  # how `path` was found: "--config", "$ZOO_CONFIG", "./zoo.yaml", "user config dir"
+    lines: dict = field(default_factory=dict, compare=False)  # key path -> line in `path`
+
+    def where(self, *key_path) -> str:
+        """The FILE:LINE of a setting, for messages."""
+        line = self.lines.get(tuple(key_path))
+        return f"{self.path}:{line}" if line else str(self.path or "zoo.yaml")
 
     def model(self, name: str) -> ModelConfig:
         return self.models.get(name, ModelConfig())
@@ -69,37 +82,69 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir("modelzoo")) / "zoo.yaml"
 
 
-def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
-    """`--config FILE`, then $ZOO_CONFIG, then ./zoo.yaml, then the user config dir."""
-    for candidate, must_exist in (
-        (explicit, True),
-        (os.environ.get(CONFIG_ENV) or None, True),
-        ("zoo.yaml", False),
-        (user_config_path(), False),
+@dataclass(frozen=True)
+class ConfigCandidate:
+    """One place a config is looked up: what it is, where, whether it exists and whether it is the one used."""
+
+    label: str
+    path: Path | None  # None: not given / not set
+    exists: bool
+    active: bool
+
+    def to_dict(self) -> dict:
+        return {"where": self.label, "path": str(self.path) if self.path else None, "exists": self.exists,
+                "active": self.active}  # fmt: skip
+
+
+def config_candidates(explicit: str | os.PathLike | None = None) -> list:
+    """Every place a config is looked up, in order; the first that exists is active.
+
+    `--config FILE` and $ZOO_CONFIG must exist when given (ConfigError otherwise).
+    """
+    found = []
+    active_seen = False
+    for label, candidate, must_exist in (
+        ("--config", explicit, True),
+        (f"${CONFIG_ENV}", os.environ.get(CONFIG_ENV) or None, True),
+        ("./zoo.yaml", "zoo.yaml", False),
+        ("user config dir", user_config_path(), False),
     ):
         if candidate is None:
+            found.append(ConfigCandidate(label, None, False, False))
             continue
         path = Path(candidate).expanduser()
-        if path.is_file():
-            return path
-        if must_exist:
-            how = "fix --config" if candidate is explicit else f"fix or unset ${CONFIG_ENV}"
+        exists = path.is_file()
+        if not exists and must_exist:
+            how = "fix --config" if label == "--config" else f"fix or unset ${CONFIG_ENV}"
             state = "is not a file" if path.exists() else "does not exist"
             raise ConfigError(f"config file {path} {state}; {how}")
-    return None
+        if label == "./zoo.yaml":
+            path = path.absolute()
+        found.append(ConfigCandidate(label, path, exists, exists and not active_seen))
+        active_seen = active_seen or exists
+    return found
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
+    """`--config FILE`, then $ZOO_CONFIG, then ./zoo.yaml, then the user config dir."""
+    active = next((c for c in config_candidates(explicit) if c.active), None)
+    return active.path if active else None
 
 
 def load_config(explicit: str | os.PathLike | None = None) -> Config:
-    path = find_config(explicit)
-    if path is None:
+    active = next((c for c in config_candidates(explicit) if c.active), None)
+    if active is None:
         return Config()
+    path = Path(explicit).expanduser() if active.label == "--config" else active.path
+    if active.label == "./zoo.yaml":
+        path = Path("zoo.yaml")  # as the user sees it; absolute in `zoo config`
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 YAML") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror}); check the path and permissions") from None
-    return parse_config(text, path)
+    return dataclasses.replace(parse_config(text, path), found_by=active.label)
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -153,6 +198,7 @@ def parse_config(text: str, path: Path) -> Config:
             weights_url=weights.get("url"),
             weights_sha256=sha.lower() if sha else None,
             options={k: v for k, v in options.items() if v is not None},
+            keys=tuple(settings),
         )
     threads = data.get("threads")
     if threads is not None and threads < 1:
@@ -163,7 +209,92 @@ def parse_config(text: str, path: Path) -> Config:
         default_backend=data.get("default_backend") or "auto",
         threads=threads,
         models=models,
+        lines=lines,
     )
+
+
+def config_problems(config: Config, registry) -> list:
+    """What zoo.yaml sets that nothing uses: a model key no installed model has, a per-model setting
+    that is neither zoo's (MODEL_SETTINGS) nor an option of the model's task, and task options of the
+    wrong type. Warnings on every command; errors in `zoo config --check`."""
+    problems = []
+    installed = registry.models
+    for name, section in config.models.items():
+        if name not in installed:
+            close = _closest(str(name), installed, cutoff=0.0)
+            nearest = f"the closest installed model is {close}" if close else "no model is installed"
+            problems.append(
+                f"{config.where('models', name)}: 'models.{name}' is not an installed model ({nearest}); "
+                f"its settings are ignored unless a plugin that provides {name} is installed"
+            )
+            continue
+        task = registry.task_of(installed[name])
+        options = {option.name: option for option in task.options}
+        for key in section.keys or tuple(section.options):
+            where = config.where("models", name, key)
+            if key in MODEL_SETTINGS:
+                continue
+            if key not in options:
+                close = _closest(str(key), [*MODEL_SETTINGS, *options], cutoff=0.6)
+                hint = f"did you mean '{close}'? " if close else ""
+                problems.append(
+                    f"{where}: 'models.{name}.{key}' is not a setting of {name}, so it is ignored; {hint}"
+                    f"it takes {', '.join(MODEL_SETTINGS)} and its task's options ({', '.join(options) or 'none'})"
+                )
+            elif section.options.get(key) is not None:
+                try:
+                    options[key].check(section.options[key], where)
+                except ConfigError as exc:
+                    problems.append(str(exc))
+    return problems
+
+
+def config_settings(config: Config, registry=None) -> list:
+    """Every setting in effect with its value and where it comes from ("default", "$ZOO_HOME", FILE:LINE),
+    for `zoo config`. With `registry`, each configured model's task options that the file leaves at their default."""
+    rows = []
+
+    def add(key: str, value, source: str) -> None:
+        rows.append({"key": key, "value": value, "source": source})
+
+    def source_of(*key_path) -> str:
+        return config.where(*key_path) if tuple(key_path) in config.lines else "default"
+
+    if os.environ.get(HOME_ENV):
+        add("cache_dir", str(config.cache_root()), f"${HOME_ENV} (wins over the config)")
+    elif config.cache_dir:
+        add("cache_dir", str(config.cache_root()), source_of("cache_dir"))
+    else:
+        add("cache_dir", str(config.cache_root()), "default (the user cache dir)")
+    add("default_backend", config.default_backend, source_of("default_backend"))
+    add(
+        "threads",
+        config.threads,
+        source_of("threads") if config.threads is not None else "default (the backend decides)",
+    )
+    installed = registry.models if registry is not None else {}
+    for name, section in config.models.items():
+        task = registry.task_of(installed[name]) if name in installed else None
+        known = {*MODEL_SETTINGS, *(option.name for option in task.options)} if task else set()
+        unused = "" if registry is None or name in installed else " (ignored: no such model installed)"
+        if section.weights_url:
+            add(f"models.{name}.weights.url", section.weights_url, source_of("models", name, "weights", "url") + unused)
+        if section.weights_sha256:
+            sha_source = source_of("models", name, "weights", "sha256") + unused
+            add(f"models.{name}.weights.sha256", section.weights_sha256, sha_source)
+        for key, value in section.options.items():
+            ignored = unused or ("" if task is None or key in known else " (ignored: not a setting of this model)")
+            add(f"models.{name}.{key}", value, source_of("models", name, key) + ignored)
+        for option in task.options if task else ():
+            if option.name not in section.options:
+                add(f"models.{name}.{option.name}", option.default, f"default ({task.name})")
+    return rows
+
+
+def _closest(name: str, known, cutoff: float) -> str | None:
+    lowered = {str(k).lower(): str(k) for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=cutoff)
+    return lowered[close[0]] if close else None
 
 
 def _check_section(data: dict, schema: dict, prefix: tuple, fail) -> None:

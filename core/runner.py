@@ -114,7 +114,11 @@ def pick_backend(
     requested = backend or config.default_backend
     try:
         backend_cls = registry.select_backend(
-            model, requested, model_path, cache, from_weights=bool(weights and not model_path)
+            model,
+            requested,
+            model_path,
+            cache,
+            from_weights=bool((weights or custom_weights_chosen(model, cache)) and not model_path),
         )
     except BackendError as exc:
         if backend is None and config.path is not None and requested != "auto":
@@ -135,7 +139,8 @@ def resolve_model_file(
     if model_path:
         path = existing_model_file(model_path, model=model, weights=weights)
     else:
-        default = None if weights or precision != "fp32" else backend_cls.default_model(model, cache)
+        chosen = weights or custom_weights_chosen(model, cache)  # converted weights, never a prebuilt file, then
+        default = None if chosen or precision != "fp32" else backend_cls.default_model(model, cache)
         path = Path(default) if default is not None else converted_onnx(model, registry, config, cache, weights, log)[0]
     if precision == "fp32":
         return path
@@ -144,6 +149,11 @@ def resolve_model_file(
     from modelzoo.core.quantize.host import quantized_model_file
 
     return quantized_model_file(registry, model, config, cache, path, log=log)
+
+
+def custom_weights_chosen(model, cache) -> bool:
+    """Whether the user made imported weights this model's weights (`zoo fetch MODEL --weights FILE`)."""
+    return cache is not None and cache.selection(model.name, "weights") is not None
 
 
 def resolve_precision(config, model, precision) -> str:
@@ -259,10 +269,17 @@ def predict(
         model.name, str(input), model_path=model_path, weights=weights, backend=backend, threads=threads,
         options=options, precision=precision, save=save,
     )  # fmt: skip
-    return run(request, registry, settings, cache, loaded=loaded)
+    # notices (custom weights in use, a conversion) reach a program's stderr as they reach the CLI's
+    return run(request, registry, settings, cache, log=_stderr, loaded=loaded)
 
 
 def _timed(factory, *args, **kwargs):
     started = time.perf_counter()
     result = factory(*args, **kwargs)
     return result, (time.perf_counter() - started) * 1000
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)

@@ -1,15 +1,22 @@
-"""The `zoo` command line: a small click group; every command lives in modelzoo/commands/."""
+"""The `zoo` command line: a small click group; every command lives in modelzoo/commands/.
+
+Exit codes (README): 0 ok, 1 a command's own "found something" (`zoo check`, failed inputs of a
+batch run), 2 a user error, 70 an internal error (a bug), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 import click
 
 from modelzoo.session import Session
 
 _state = {"debug": False}
+INTERNAL_ERROR = 70  # EX_SOFTWARE: zoo itself failed; distinct from a user error (2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +35,7 @@ def cli(ctx, config_path, debug):
 
 
 def _add_commands() -> None:
-    from modelzoo.commands import board, cache, fetch, models, running, scaffold
+    from modelzoo.commands import accuracy, board, cache, config, fetch, models, quantize, running, scaffold, serve
 
     for command in (
         models.list_models,
@@ -39,11 +46,15 @@ def _add_commands() -> None:
         running.export,
         fetch.fetch,
         cache.cache,
+        config.config,
         board.patch,
         board.check,
         board.calib,
         board.compile_model,
         board.perf,
+        quantize.quantize,
+        accuracy.evaluate,
+        serve.serve,
         scaffold.new_plugin,
     ):
         cli.add_command(command)
@@ -54,18 +65,29 @@ _add_commands()
 
 def main(argv=None) -> None:
     """Entry point: user errors become one `error:` line and exit 2; --debug shows the traceback."""
-    from modelzoo.core.errors import ZooError
-
     args = list(sys.argv[1:] if argv is None else argv)
     # --debug is honoured wherever it stands, since error messages tell users to add it
     _state["debug"] = "--debug" in args or bool(os.environ.get("ZOO_DEBUG"))
     if "--debug" in args[1:]:
         args = ["--debug"] + [a for a in args if a != "--debug"]
+    previous = _on_sigterm()
+    try:
+        _main(args)
+    finally:
+        if previous is not None:  # in-process callers (tests) get their own handler back
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: list) -> None:
+    from modelzoo.core.atomic import forget_interruptions
+    from modelzoo.core.errors import ZooError
+
+    forget_interruptions()  # what an interruption reports is this command's own
     _plugin_commands()
     try:
         code = cli.main(args=args, prog_name="zoo", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("error: aborted; nothing was changed", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo(f"error: {_interrupted('interrupted')}", err=True)
         sys.exit(130)
     except click.exceptions.UsageError as exc:
         hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
@@ -81,12 +103,58 @@ def main(argv=None) -> None:
     except OSError as exc:  # the machine, not zoo: a full disk, a read-only or missing path
         where = f" {exc.filename}" if exc.filename else ""
         _fail(exc, f"{exc.strerror or exc}:{where}; check the path, free space and permissions", 2)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug: still one line, with the way to see more
-        _fail(exc, f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)", 1)
+        _fail(
+            exc,
+            f"internal error: {type(exc).__name__}: {exc} (a bug in zoo; run with --debug for the traceback "
+            f"and report it)",
+            INTERNAL_ERROR,
+        )
     sys.exit(code if isinstance(code, int) else 0)  # without standalone mode, ctx.exit(n) returns n
+
+
+def _interrupted(what: str, removed=()) -> str:
+    """What an interruption kept (a resumable .part) and removed (unfinished writes), in one line."""
+    from modelzoo.core.atomic import interruption_report
+
+    kept, abandoned = interruption_report(removed)
+    said = []
+    if kept:
+        sizes = ", ".join(f"{p} ({_megabytes(p)})" for p in kept)
+        said.append(f"kept the partial download {sizes}: the next run resumes it (`zoo cache clean` removes it)")
+    if abandoned:
+        said.append(f"removed the unfinished {', '.join(str(p) for p in abandoned)}")
+    return f"{what}; " + "; ".join(said) if said else f"{what}; no file was left half-written"
+
+
+def _megabytes(path) -> str:
+    try:
+        return f"{os.path.getsize(path) / 1e6:.1f} MB"
+    except OSError:
+        return "?"
+
+
+def _on_sigterm():
+    """Install the SIGTERM handler (main thread only); returns the handler it replaced, or None."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM: remove this process's temp files, keep resumable .part files, say so, exit 143.
+
+    os._exit, not SystemExit: a worker thread or a blocking call must not delay the exit, and the
+    temp files are already gone (locks are released by the kernel with the process).
+    """
+    from modelzoo.core.atomic import remove_temporary_files
+
+    removed = remove_temporary_files()
+    try:
+        sys.stderr.write(f"error: {_interrupted('terminated', removed)}\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(143)
 
 
 def _plugin_commands() -> None:

@@ -12,6 +12,7 @@ from modelzoo.output import notice
 class Session:
     def __init__(self, config_path=None):
         self.config_path = config_path
+        self.warn_about_config = True  # `zoo config` shows the problems itself
 
     @cached_property
     def config(self):
@@ -27,13 +28,35 @@ class Session:
         for info in registry.plugins.values():
             if info.error:
                 notice(f"warning: plugin {info.name!r} not loaded: {info.error} (see `zoo plugins`)")
+        if self.warn_about_config:
+            for problem in self._config_problems(registry):
+                notice(f"warning: {problem}")
         return registry
+
+    def _config_problems(self, registry) -> list:
+        """What zoo.yaml sets that nothing uses; a config that does not load is the command's own error."""
+        from modelzoo.core.config import config_problems
+        from modelzoo.core.errors import ConfigError
+
+        try:
+            config = self.config
+        except ConfigError:
+            return []
+        return config_problems(config, registry)
 
     @cached_property
     def cache(self):
-        from modelzoo.core.artifacts.cache import ArtifactCache
+        import os
 
-        return ArtifactCache(self.config.cache_root())
+        from modelzoo.core.artifacts.cache import ArtifactCache
+        from modelzoo.core.config import HOME_ENV
+        from modelzoo.core.errors import CacheError
+
+        root = self.config.cache_root()
+        if root.exists() and not root.is_dir():
+            where = f"${HOME_ENV}" if os.environ.get(HOME_ENV) else f"cache_dir in {self.config.path}"
+            raise CacheError(f"the cache directory {root} is a file; point {where} at a directory")
+        return ArtifactCache(root)
 
 
 pass_session = click.make_pass_decorator(Session)

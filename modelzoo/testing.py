@@ -2,7 +2,8 @@
 
 modelzoo's own test suite runs them over every registered model, and `zoo new-plugin` writes a
 test that runs them for the new one. They need no network and no weights: a stand-in ONNX of the
-spec's shapes carries the model's own preprocessing and postprocessing end to end.
+spec's shapes (the task's own, `Task.stand_in_onnx`, or a linear map for an output [N, K]) carries
+the model's own preprocessing and postprocessing end to end.
 """
 
 from __future__ import annotations
@@ -96,11 +97,25 @@ def _synthetic_input_preprocesses(registry, model, task, directory):
     assert np.isfinite(tensor).all(), "preprocess gave non-finite values"
 
 
+def _stand_in(model, task, directory: Path) -> Path | None:
+    """The task's stand-in ONNX for the model (`Task.stand_in_onnx`), else the generic linear map for an
+    output [N, K], else None (then the end-to-end checks are the task's own tests' business)."""
+    path = directory / f"{model.name}_stand_in.onnx"
+    if path.exists():
+        return path
+    made = task.stand_in_onnx(model.spec, path)
+    if made is not None:
+        return Path(made)
+    if len(model.spec.output.shape) == 2:
+        return write_stand_in_onnx(model.spec, path)
+    return None
+
+
 def _runs_end_to_end(registry, model, task, directory):
     """The model's own pre- and postprocessing around a stand-in ONNX of the spec's shapes."""
-    if len(model.spec.output.shape) != 2:
-        return  # the stand-in is a linear map to [N, K]; other outputs are the task's own tests' business
-    stand_in = write_stand_in_onnx(model.spec, directory / f"{model.name}_stand_in.onnx")
+    stand_in = _stand_in(model, task, directory)
+    if stand_in is None:
+        return
     sample = task.synthetic_input(model.spec, directory)
     result = model.predict(sample, model_path=str(stand_in), backend="onnxruntime")
     data = result.to_dict()
@@ -110,13 +125,11 @@ def _runs_end_to_end(registry, model, task, directory):
 
 
 def _board_config(registry, model, task, directory):
-    if len(model.spec.output.shape) != 2:
+    stand_in = _stand_in(model, task, directory)
+    if stand_in is None:
         return
     from modelzoo.core.board.board_compile import CONFIG_SECTIONS
 
-    stand_in = directory / f"{model.name}_stand_in.onnx"
-    if not stand_in.exists():
-        write_stand_in_onnx(model.spec, stand_in)
     march = registry.march("nash-e")
     config = model.compile_config(march, stand_in, None, directory / "out")
     missing = [s for s in CONFIG_SECTIONS if not isinstance(config.get(s), dict)]

@@ -99,3 +99,20 @@ def test_remove_temporary_files_removes_unfinished_writes_only(tmp_path):
     thread.join(10)
     assert (tmp_path / "busy.bin").read_bytes() == b"old"  # the interrupted write never lands
     assert remove_temporary_files() == []
+
+
+def test_the_interruption_report_names_what_was_kept_and_what_was_removed(tmp_path):
+    """What the Ctrl-C and SIGTERM messages say: the resumable partial file kept, the unfinished write removed."""
+    from modelzoo.core.atomic import forget_interruptions, interruption_report, resumable
+
+    forget_interruptions()
+    part = tmp_path / "weights.pth.part"
+    with pytest.raises(KeyboardInterrupt):
+        with resumable(part):
+            part.write_bytes(b"the first half")
+            with atomic_write(tmp_path / "model.onnx") as handle:
+                handle.write(b"half")
+                raise KeyboardInterrupt
+    assert interruption_report() == ([part], [tmp_path / "model.onnx"])
+    forget_interruptions()
+    assert interruption_report() == ([], [])

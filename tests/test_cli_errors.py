@@ -206,3 +206,45 @@ def test_a_video_shorter_than_a_clip_warns(capsys, tmp_path, tiny_onnx):
 def test_a_file_that_is_not_npy_is_not_called_pickled(capsys, tmp_path, tiny_onnx):
     (tmp_path / "junk.npy").write_text("garbage, not numpy")
     run(capsys, tmp_path / "junk.npy", "--model", tiny_onnx).assert_user_error("not a .npy file")
+
+
+def test_an_internal_error_is_one_line_and_its_own_exit_code(capsys, monkeypatch):
+    """A bug in zoo is not the user's error: one line, exit 70 (documented in the README), --debug shows more."""
+    from modelzoo.commands import models
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(models, "_backends_here", broken)
+    result = invoke(capsys, "list")
+    assert result.code == 70 and len(result.error_lines) == 1 and "Traceback" not in result.err
+    assert result.error_lines[0].startswith("error: internal error: RuntimeError: a bug") and "--debug" in result.err
+    debug = invoke(capsys, "--debug", "list")
+    assert debug.code == 70 and "Traceback" in debug.err
+
+
+def test_the_readme_documents_the_exit_codes():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code in ("| 2 |", "| 70 |", "| 130 |", "| 143 |"):
+        assert code in readme, code
+
+
+def test_a_cache_directory_that_is_a_file(capsys, tmp_path, monkeypatch):
+    (tmp_path / "home").write_text("not a folder")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    run(capsys, tmp_path / "clip.npy").assert_user_error("cache directory", "is a file", "$ZOO_HOME")
+
+
+def test_ctrl_c_with_nothing_half_written_says_so(capsys, monkeypatch):
+    from modelzoo.commands import models
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "_backends_here", interrupted)
+    result = invoke(capsys, "list")
+    assert result.code == 130
+    assert result.error_lines == ["error: interrupted; no file was left half-written"]

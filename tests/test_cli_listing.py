@@ -18,7 +18,13 @@ def test_list_json_describes_r3d_18(capsys):
     assert r3d["task"] == "video-classification"
     assert r3d["input"] == {"name": "video", "shape": ["N", 3, 16, 112, 112], "dtype": "float32"}
     assert "onnxruntime" in r3d["backends"]
-    assert r3d["cached"] == {"weights": False, "hbm": False, "custom_weights": False, "onnx": False}
+    assert r3d["cached"] == {
+        "weights": False,
+        "hbm": False,
+        "custom_weights": False,
+        "custom_weights_in_use": False,
+        "onnx": False,
+    }
 
 
 def test_list_table(capsys):
@@ -85,6 +91,11 @@ def test_list_says_what_is_cached_after_a_run(capsys, tmp_path):
     np.savez(tmp_path / "mc3.npz", **state)
     assert invoke(capsys, "export", "mc3_18", "--weights", tmp_path / "mc3.npz", "-o", tmp_path / "m.onnx").code == 0
     rows = {row["name"]: row for row in json.loads(invoke(capsys, "list", "--json").out)}
-    assert rows["mc3_18"]["cached"] == {"weights": False, "custom_weights": True, "onnx": True}
+    assert rows["mc3_18"]["cached"] == {
+        "weights": False,
+        "custom_weights": True,
+        "custom_weights_in_use": False,  # named with --weights once: not used unless named again
+        "onnx": True,
+    }
     table = invoke(capsys, "list").out
     assert "custom weights,onnx" in next(line for line in table.splitlines() if line.startswith("mc3_18"))

@@ -94,6 +94,9 @@ def test_config_yaml_without_hb_compile(capsys, tmp_path, r3d_onnx, calib_npys, 
     # the paths in the YAML resolve inside WORKDIR, and hold what hb_compile needs
     model = onnx.load(str(workdir / "r3d_18_nash-e.onnx"))
     assert "GlobalAveragePool" not in [n.op_type for n in model.graph.node]
+    # the default rewrite: a Reshape to 4-D and a 2-D ReduceMean, as D-Robotics describes (docs/board.md)
+    assert [n.op_type for n in model.graph.node][-4:] == ["Reshape", "ReduceMean", "Flatten", "Gemm"]
+    assert "patched avgpool: GlobalAveragePool" in result.err and "not known" not in result.err
     copied = sorted(p.name for p in (workdir / "calibration").glob("*.npy"))
     assert copied == ["a.npy", "b.npy", "c.npy"]
     assert (np.load(workdir / "calibration" / "b.npy") == np.load(calib_npys / "b.npy")).all()
@@ -138,6 +141,41 @@ def test_fast_perf_maps_to_the_quick_check(capsys, tmp_path, tiny_onnx, fake_hb_
     ]
     assert (workdir / "model_output" / "r3d_18_nash-e.hbm").is_file()
     assert data["config"] is None
+
+
+def test_compile_with_the_5d_rewrite_warns_but_goes_on(capsys, tmp_path, tiny_onnx, calib_npys, fake_hb_compile):
+    """--rewrite picks the march's other rewrite; its 5-D ReduceMean is only not known to be accepted."""
+    from modelzoo.core.graph.onnx_shapes import tensor_ranks
+
+    workdir = tmp_path / "work"
+    result = invoke(
+        capsys,
+        "compile",
+        "r3d_18",
+        "--model",
+        tiny_onnx,
+        "--calib",
+        calib_npys,
+        "-o",
+        workdir,
+        "--rewrite",
+        "reduce_mean_5d",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["changes"] == [
+        "avgpool: GlobalAveragePool (5-D input) -> ReduceMean(axes=[2, 3, 4], keepdims=1)"
+    ]
+    assert "warning: avgpool (ReduceMean, 5-D input)" in result.err and "not known to be accepted" in result.err
+    model = onnx.load(str(workdir / "r3d_18_nash-e.onnx"))
+    ranks = tensor_ranks(model)
+    assert [(n.op_type, ranks[n.input[0]]) for n in model.graph.node if n.op_type == "ReduceMean"] == [
+        ("ReduceMean", 5)
+    ]
+
+    invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "--rewrite", "nope", "-o", workdir).assert_user_error(
+        "no rewrite 'nope'", "reduce_mean_4d (default)", "reduce_mean_5d"
+    )
 
 
 def test_unpatched_model_is_what_the_fake_rejects(tmp_path, tiny_onnx, fake_hb_compile):

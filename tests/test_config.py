@@ -1,5 +1,6 @@
 """zoo.yaml: lookup order, defaults, and errors that name the file, the key and the line."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,105 @@ def test_bad_config_is_one_error_line_on_the_cli(tmp_path, capsys):
 
 def test_missing_explicit_config(capsys):
     invoke(capsys, "--config", "nope.yaml", "list").assert_user_error("nope.yaml", "does not exist")
+
+
+# -- what the config sets that nothing uses, and `zoo config` ----------------------------------------
+
+
+def _warnings(result) -> list:
+    return [line for line in result.err.splitlines() if line.startswith("warning:")]
+
+
+def test_a_misspelled_model_key_is_a_warning_naming_the_closest_model(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text("models:\n  r3d18:\n    clips: 5\n")
+
+    result = invoke(capsys, "list")
+
+    assert result.code == 0
+    (warning,) = _warnings(result)
+    assert "zoo.yaml:2" in warning and "'models.r3d18' is not an installed model" in warning
+    assert "the closest installed model is r3d_18" in warning and "plugin" in warning
+
+
+def test_a_model_of_a_plugin_that_is_not_installed_still_gets_the_closest_one(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text("models:\n  yolo11x:\n    conf: 0.5\n")
+    (warning,) = _warnings(invoke(capsys, "info", "r3d_18"))
+    assert "'models.yolo11x' is not an installed model (the closest installed model is " in warning
+
+
+def test_a_setting_neither_zoo_nor_the_task_knows_is_a_warning(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text(
+        "models:\n  r3d_18:\n    clip: 5\n    precision: fp32\n    calib: calib/\n    weights: null\n    top_k: 3\n"
+    )
+
+    (warning,) = _warnings(invoke(capsys, "list"))
+
+    assert "zoo.yaml:3" in warning and "'models.r3d_18.clip' is not a setting of r3d_18" in warning
+    assert "did you mean 'clips'?" in warning and "clips, top_k" in warning
+
+
+def test_a_valid_config_gives_no_warning(capsys):
+    assert _warnings(invoke(capsys, "--config", REPO / "zoo.yaml", "list")) == []
+
+
+def test_zoo_config_shows_the_active_file_and_each_settings_source(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text("threads: 2\nmodels:\n  r3d_18:\n    clips: 3\n")
+
+    result = invoke(capsys, "config")
+    data = json.loads(invoke(capsys, "config", "--json").out)
+
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == f"config: {tmp_path / 'zoo.yaml'} (zoo.yaml in the current folder)"
+    sources = {row["key"]: (row["value"], row["source"]) for row in data["settings"]}
+    assert sources["threads"] == (2, "zoo.yaml:1")
+    assert sources["models.r3d_18.clips"] == (3, "zoo.yaml:4")
+    assert sources["models.r3d_18.top_k"] == (5, "default (video-classification)")
+    assert sources["default_backend"] == ("auto", "default")
+    assert sources["cache_dir"] == (str(tmp_path / "home"), "$ZOO_HOME (wins over the config)")
+    assert data["active"] == str(tmp_path / "zoo.yaml") and data["found_by"] == "./zoo.yaml"
+    assert [c["where"] for c in data["looked_up"]] == ["--config", "$ZOO_CONFIG", "./zoo.yaml", "user config dir"]
+    assert [c["active"] for c in data["looked_up"]] == [False, False, True, False]
+
+
+def test_zoo_config_says_which_file_another_one_shadows(tmp_path, capsys, monkeypatch):
+    from modelzoo.core.config import user_config_path
+
+    user = user_config_path()
+    user.parent.mkdir(parents=True)
+    user.write_text("threads: 4\n")
+    (tmp_path / "zoo.yaml").write_text("threads: 2\n")
+
+    data = json.loads(invoke(capsys, "config", "--json").out)
+
+    states = {c["where"]: (c["exists"], c["active"]) for c in data["looked_up"]}
+    assert states["./zoo.yaml"] == (True, True) and states["user config dir"] == (True, False)
+    assert "exists, not used" in invoke(capsys, "config").out
+
+
+def test_zoo_config_without_a_file(capsys):
+    result = invoke(capsys, "config")
+    assert result.code == 0 and result.out.startswith("config: none found; the built-in defaults apply")
+
+
+def test_zoo_config_check_turns_the_warnings_into_an_error(tmp_path, capsys):
+    (tmp_path / "zoo.yaml").write_text("models:\n  r3d18:\n    clips: 5\n  r3d_18:\n    clip: 2\n")
+
+    failed = invoke(capsys, "config", "--check")
+
+    failed.assert_user_error("zoo.yaml", "2 thing(s) that zoo ignores")
+    problems = [line for line in failed.err.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 2 and not _warnings(failed)
+    (tmp_path / "zoo.yaml").write_text("models:\n  r3d_18:\n    clips: 2\n")
+    ok = invoke(capsys, "config", "--check")
+    assert ok.code == 0 and "config ok" in ok.out
+
+
+def test_zoo_info_json_says_which_config_is_active(tmp_path, capsys, monkeypatch):
+    assert json.loads(invoke(capsys, "info", "r3d_18", "--json").out)["config"] == {"path": None, "found_by": None}
+    (tmp_path / "zoo.yaml").write_text("threads: 2\n")
+    data = json.loads(invoke(capsys, "info", "r3d_18", "--json").out)
+    assert data["config"] == {"path": str(tmp_path / "zoo.yaml"), "found_by": "./zoo.yaml"}
+    other = tmp_path / "other.yaml"
+    other.write_text("threads: 3\n")
+    monkeypatch.setenv("ZOO_CONFIG", str(other))
+    assert json.loads(invoke(capsys, "info", "r3d_18", "--json").out)["config"]["found_by"] == "$ZOO_CONFIG"

@@ -30,10 +30,11 @@ PYTHON_BLOCK = re.compile(r"^( *)```python[^\n]*\n(.*?)^\1```", re.MULTILINE | r
 TREE_BLOCK = re.compile(r"^```text\n(zoo-[\w-]+/\n.*?)^```", re.MULTILINE | re.DOTALL)
 
 # The tutorials' distributions (installed) and the scripts they run beside them.
-DISTRIBUTIONS = ("zoo-colors", "zoo-brightness", "zoo-extras")
+DISTRIBUTIONS = ("zoo-colors", "zoo-brightness", "zoo-yolo-nms", "zoo-extras")
 MODULES = (
     "zoo-colors/zoo_colors/__init__.py",
     "zoo-brightness/zoo_brightness/__init__.py",
+    "zoo-yolo-nms/zoo_yolo_nms/__init__.py",
     "zoo-extras/zoo_extras/__init__.py",
 )
 SCRIPTS = {"make_colors_weights.py", "make_brightness_weights.py"}
@@ -106,7 +107,7 @@ def tutorial(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_PLUGINS", "ZOO_CONFIG", "ZOO_DEBUG", "PYTHONPATH")}
     env.update(ZOO_HOME=str(root / "home"), PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target"]
-    for site, projects in (("site", ["zoo-colors", "zoo-brightness"]), ("site_extras", ["zoo-extras"])):
+    for site, projects in (("site", ["zoo-colors", "zoo-brightness", "zoo-yolo-nms"]), ("site_extras", ["zoo-extras"])):
         installed = shell([*pip, root / site, *(root / p for p in projects)], env, root, timeout=300)
         assert installed.returncode == 0, installed.stderr
     extras_env = {**env, "PYTHONPATH": os.pathsep.join([str(root / "site"), str(root / "site_extras")])}
@@ -389,7 +390,7 @@ def test_the_tutorial_plugins_pass_check_pending_and_check_model(tutorial):
             "from modelzoo.testing import check_model\n"
             "r = get_registry(); r.pm.check_pending()\n"
             "assert all(i.error is None for i in r.plugins.values()), r.plugins\n"
-            "for name in ('colors', 'brightness', 'tinyembed'):\n"
+            "for name in ('colors', 'brightness', 'yolo11n_nms', 'tinyembed'):\n"
             "    with tempfile.TemporaryDirectory() as d:\n"
             "        print(name, check_model(name, d))\n",
         ],
@@ -398,8 +399,80 @@ def test_the_tutorial_plugins_pass_check_pending_and_check_model(tutorial):
         timeout=120,
     )
     assert check.returncode == 0, check.stderr
-    assert [line.split()[0] for line in check.stdout.splitlines()] == ["colors", "brightness", "tinyembed"]
+    assert [line.split()[0] for line in check.stdout.splitlines()] == [
+        "colors",
+        "brightness",
+        "yolo11n_nms",
+        "tinyembed",
+    ]
     assert all("runs_end_to_end" in line and "board_config" in line for line in check.stdout.splitlines())
+
+
+# -- tutorial 3: a detector with its own decode ---------------------------------------------------------------
+
+
+def write_nms_export(path: Path) -> Path:
+    """An ONNX of the `nms=True` export's layout ([1, 300, 6] rows), holding the two detections the doc shows
+    on a 1280x720 image (letterboxed at half size, 140 rows of padding above) and one below the threshold."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = (100, 160, 300, 400, 0.92, 0)  # person: image box (200, 40, 600, 520)
+    rows[0, 1] = (400, 300, 560, 380, 0.81, 2)  # car: image box (800, 320, 1120, 480)
+    rows[0, 2] = (20, 150, 60, 200, 0.2, 16)  # a dog below --conf 0.25
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+            helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),
+            helper.make_node("Mul", ["mean3", "zero"], ["nothing"]),
+            helper.make_node("Add", ["nothing", "rows"], ["output0"]),
+        ],
+        "nms_export",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 300, 6])],
+        [
+            numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape"),
+            numpy_helper.from_array(np.array(0, np.float32), "zero"),
+            numpy_helper.from_array(rows, "rows"),
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_the_detector_with_its_own_decode_runs_as_the_doc_shows(tutorial):
+    import cv2
+
+    work = tutorial["work"]
+    write_nms_export(work / "yolo11n_nms.onnx")
+    cv2.imwrite(str(work / "street.jpg"), np.full((720, 1280, 3), 90, np.uint8))
+
+    args, shown = doc_command(tutorial["text"], "zoo run yolo11n_nms")
+    result = zoo(tutorial, args)
+    assert result.returncode == 0, result.stderr
+    out, shown = normalized(tutorial, result.stdout), normalized(tutorial, "\n".join(shown))
+    assert out[:5] == shown[:5]  # the heading, and the table exactly
+    assert out[5].startswith("timing: ") and shown[5].startswith("timing: ") and len(out) == len(shown) == 6
+    saved = cv2.imread(str(work / args[args.index("--save") + 1]))
+    assert saved.shape == (720, 1280, 3) and (np.abs(saved.astype(int) - 90).max(axis=2) > 60).sum() > 1000
+
+    data = json.loads(
+        zoo(tutorial, ["zoo", "run", "yolo11n_nms", "street.jpg", "--model", "yolo11n_nms.onnx", "--json"]).stdout
+    )
+    assert [d["label"] for d in data["detections"]] == ["person", "car"]
+    assert data["detections"][1]["box"] == [800.0, 320.0, 1120.0, 480.0]
+    person = zoo(
+        tutorial, ["zoo", "run", "yolo11n_nms", "street.jpg", "--model", "yolo11n_nms.onnx", "--conf", "0.9", "--json"]
+    )
+    assert [d["label"] for d in json.loads(person.stdout)["detections"]] == [
+        "person"
+    ]  # "--conf 0.9 keeps the person only"
+
+    args, shown = doc_command(tutorial["text"], "zoo run yolo11n street.jpg")
+    refused = zoo(tutorial, args)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == shown  # one error line naming the mismatch
 
 
 # -- extending zoo ----------------------------------------------------------------------------------------

@@ -149,7 +149,9 @@ def test_zoo_compile_patches_once_and_configures_the_board_input(arch, capsys, t
     assert code == 0, err
     result = json.loads(out)
     # Every plugin's zoo_patch_graph runs, but only the model's own plugin may change its graph.
-    assert result["changes"] == ["avgpool: GlobalAveragePool (5-D input) -> ReduceMean(axes=[2, 3, 4], keepdims=1)"]
+    (change,) = result["changes"]  # the default rewrite: a 4-D Reshape, then a 2-D ReduceMean (docs/board.md)
+    assert change.startswith("avgpool: GlobalAveragePool (5-D input [N, 512, ")
+    assert change.endswith("ReduceMean(axes=[2, 3], keepdims=1) (4-D input)")
     patched = onnx.load(result["onnx"])
     assert "GlobalAveragePool" not in {n.op_type for n in patched.graph.node}
     config = yaml.safe_load(Path(result["config"]).read_text())

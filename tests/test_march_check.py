@@ -59,7 +59,93 @@ def test_check_json(capsys, tiny):
     assert data["ok"] is False and data["march"] == "nash-e"
     (finding,) = data["findings"]
     assert finding["node"] == "avgpool" and finding["op_type"] == "GlobalAveragePool" and finding["rank"] == 5
-    assert finding["fix"]
+    assert finding["severity"] == "error" and finding["fix"]
+
+
+def test_a_5d_reduce_mean_is_a_warning_not_a_failure(capsys, tmp_path, tiny):
+    """zoo's former rewrite (reduce_mean_5d) gives a 5-D ReduceMean: nothing public shows nash-e accepting
+    it, so `zoo check` says so with severity "warning" and still exits 0."""
+    five_d = tmp_path / "five_d.onnx"
+    assert invoke(capsys, "patch", "r3d_18", "--model", tiny, "--rewrite", "reduce_mean_5d", "-o", five_d).code == 0
+
+    text = invoke(capsys, "check", "r3d_18", "--model", five_d, "--march", "nash-e")
+    assert text.code == 0, text.out + text.err
+    assert "OK" in text.out and "not known to be accepted" in text.out
+    assert "avgpool" in text.out and "ReduceMean" in text.out and "warning" in text.out
+    assert "reduce_mean_4d" in text.out  # the way out is named
+    assert not text.error_lines
+
+    result = invoke(capsys, "check", "r3d_18", "--model", five_d, "--json")
+    assert result.code == 0
+    data = json.loads(result.out)
+    assert data["ok"] is True
+    (finding,) = data["findings"]
+    assert (finding["node"], finding["op_type"], finding["rank"], finding["severity"]) == (
+        "avgpool",
+        "ReduceMean",
+        5,
+        "warning",
+    )
+
+    # the default patch of that file moves the reduction to 4-D: nothing left to warn about
+    four_d = tmp_path / "four_d.onnx"
+    assert invoke(capsys, "patch", "r3d_18", "--model", five_d, "-o", four_d).code == 0
+    clean = invoke(capsys, "check", "r3d_18", "--model", four_d, "--json")
+    assert clean.code == 0 and json.loads(clean.out)["findings"] == []
+
+
+def test_errors_and_warnings_together_exit_1(capsys, tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["m"], name="maxpool", kernel_shape=[1, 2, 2]),
+        helper.make_node("ReduceMean", ["m"], ["y"], name="mean", axes=[2, 3, 4], keepdims=1),
+    ]
+    opsets = [helper.make_opsetid("", 17)]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], [y]), opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets)
+    )
+    path = tmp_path / "both.onnx"
+    onnx.save(model, str(path))
+    result = invoke(capsys, "check", "r3d_18", "--model", path, "--json")
+    assert result.code == 1
+    data = json.loads(result.out)
+    assert data["ok"] is False
+    assert [(f["node"], f["severity"]) for f in data["findings"]] == [("maxpool", "error"), ("mean", "warning")]
+
+
+def test_rule_severity():
+    rule = Rule(op_types=("ReduceMean",), message="m", fix="f", rank=5, severity="warning")
+    assert rule.severity == "warning" and Rule(op_types=("X",), message="m", fix="f").severity == "error"
+    with pytest.raises(ValueError, match="severity"):
+        Rule(op_types=("X",), message="m", fix="f", severity="fatal")
+    # a node of unknown rank is as severe as the worst rule it could break
+    (finding,) = check_model(pooling_graph("ReduceMean", 5, shaped=False, axes=[2, 3, 4]), "nash-e")
+    assert finding.rank is None and finding.severity == "warning"
+    (finding,) = check_model(pooling_graph("GlobalAveragePool", 5, shaped=False), "nash-e")
+    assert finding.severity == "error"
+
+
+def test_the_march_says_which_rewrite_is_the_default_and_where_it_comes_from():
+    """What `zoo info` and docs/board.md show: the default is the 2-D ReduceMean D-Robotics describes."""
+    march = nash_e()
+    summary = {r["name"]: r for r in march.rewrite_summary()}
+    assert list(summary) == ["reduce_mean_4d", "reduce_mean_5d"]
+    assert summary["reduce_mean_4d"]["default"] and not summary["reduce_mean_5d"]["default"]
+    assert "We replaced it with the 2D ReduceMean operator" in summary["reduce_mean_4d"]["source"]
+    assert "not known to be accepted" in summary["reduce_mean_5d"]["source"]
+    text = march.describe_rewrites()
+    assert "reduce_mean_4d (default)" in text and "reduce_mean_5d:" in text and "docs/board.md" in text
+
+    chosen = march.with_rewrites(["reduce_mean_5d"])
+    assert chosen.chosen == ("reduce_mean_5d",) and march.chosen is None
+    assert chosen.default_rewrites() == ("reduce_mean_4d",)  # what the default is does not change
+    from modelzoo.core.errors import ToolchainError
+
+    with pytest.raises(ToolchainError, match=r"known: reduce_mean_4d \(default\), reduce_mean_5d"):
+        march.with_rewrites(["nope"])
 
 
 @pytest.mark.parametrize(

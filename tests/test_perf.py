@@ -64,6 +64,16 @@ def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
     import hbm_runtime
 
     assert hbm_runtime.FAKE
+    from modelzoo.core import runner
+
+    loads = []
+    original = runner.load_backend
+
+    def load_backend(backend_cls, model_file, model, cache, *, threads=None, **options):
+        loads.append((backend_cls.name, threads))
+        return original(backend_cls, model_file, model, cache, threads=threads, **options)
+
+    monkeypatch.setattr(runner, "load_backend", load_backend)
     tiny = tiny_video_classifier(tmp_path / "tiny.onnx")
     hbm = hbm_runtime.write_fake_hbm(tmp_path / "tiny.hbm", tiny.name)
     try:
@@ -76,9 +86,144 @@ def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
     data = json.loads(result.out)
     assert "hbm_runtime" in data["backend"]
     check_rows(data["rows"], [1, 2], 4)
+    assert loads == [("hbm", None)]  # the BPU runs it: one load for every row, no host threads to split
 
 
 def test_bad_thread_list(capsys):
     result = invoke(capsys, "perf", "r3d_18", "--threads", "1,x")
     result.assert_user_error("thread counts")
     invoke(capsys, "perf", "r3d_18", "--threads", "0").assert_user_error("thread counts")
+
+
+# -- threads on a host: a row's threads x onnxruntime's intra-op threads stay within the cores ------
+
+
+class Recorder:
+    """A stand-in backend factory: records the `threads=` of every load; run() logs to `events`."""
+
+    def __init__(self, events=None):
+        self.loads = []
+        self.events = events if events is not None else []
+
+    def __call__(self, threads):
+        self.loads.append(threads)
+        events = self.events
+
+        class Loaded:
+            def run(self, clip):
+                events.append("run")
+
+        return Loaded()
+
+
+def test_row_backends_split_the_cores_between_a_rows_threads():
+    from modelzoo.core.backends.perf import RowBackends
+
+    factory = Recorder()
+    loader = RowBackends(factory, cores=2)
+    assert [loader.threads_for(n) for n in (1, 2, 3, 4, 8)] == [2, 1, 1, 1, 1]  # 1 thread uses every core
+    first = loader(1)
+    assert loader(1) is first and factory.loads == [2]  # reused while the number stays the same
+    two = loader(2)
+    assert two is not first and loader(4) is two and factory.loads == [2, 1]
+    assert loader.loads == 2
+
+    six = RowBackends(Recorder(), cores=6)
+    assert [six.threads_for(n) for n in (1, 2, 4, 8)] == [6, 3, 1, 1]
+    for workers in (1, 2, 4, 8):
+        assert workers * six.threads_for(workers) <= 6 or six.threads_for(workers) == 1
+
+    fixed = RowBackends(Recorder(), fixed=3, cores=2)  # zoo.yaml's threads wins, one load for all rows
+    assert [fixed.threads_for(n) for n in (1, 2, 4)] == [3, 3, 3]
+    board = RowBackends(Recorder(), per_row=False, cores=2)  # e.g. hbm: the BPU runs it, threads unused
+    assert board.threads_for(4) is None and board(1) is board(8) and board.loads == 1
+
+
+def test_each_row_is_reported_as_it_finishes():
+    """on_row runs right after its row's frames and before the next row's warm-up and frames."""
+    from modelzoo.core.backends.perf import RowBackends, run_perf
+
+    factory = Recorder()
+    rows = run_perf(
+        RowBackends(factory, cores=2),
+        (1, 2),
+        [1, 2],
+        3,
+        warmup=1,
+        on_row=lambda r: factory.events.append(f"row {r.threads}"),
+    )
+    assert [r.frames for r in rows] == [3, 3]
+    assert factory.events == ["run"] * 4 + ["row 1"] + ["run"] * 4 + ["row 2"]  # warm-up + 3 frames each
+    assert factory.loads == [2, 1]
+
+
+@pytest.fixture
+def recorded_loads(monkeypatch):
+    """Every backend `zoo perf` loads, with its threads=; the host is made to have 2 cores."""
+    from modelzoo.core import runner
+    from modelzoo.core.backends import perf
+
+    loads = []
+    original = runner.load_backend
+
+    def load_backend(backend_cls, model_file, model, cache, *, threads=None, **options):
+        loads.append((backend_cls.name, threads))
+        return original(backend_cls, model_file, model, cache, threads=threads, **options)
+
+    monkeypatch.setattr(runner, "load_backend", load_backend)
+    monkeypatch.setattr(perf, "host_cores", lambda: 2)
+    return loads
+
+
+def test_perf_threads_never_exceed_the_cores(capsys, tmp_path, recorded_loads):
+    model = tiny_video_classifier(tmp_path / "tiny.onnx")
+    result = invoke(capsys, "perf", "r3d_18", "--model", model, "--threads", "1,2,4", "--frames", "4", "--json")
+    assert result.code == 0, result.err
+    assert [r["threads"] for r in json.loads(result.out)["rows"]] == [1, 2, 4]
+    # --threads 1 is one thread using both cores; 2 and 4 threads share one session of 1 intra-op thread
+    assert recorded_loads == [("onnxruntime", 2), ("onnxruntime", 1)]
+    # without a terminal, a line per row on stderr, in order
+    lines = [line.strip() for line in result.err.splitlines() if "FPS" in line]
+    assert [line.split(" x ")[0] for line in lines] == ["1 thread(s)", "2 thread(s)", "4 thread(s)"]
+    assert "x 2 intra-op thread(s)" in lines[0] and "x 1 intra-op thread(s)" in lines[1]
+    assert "a frame being one inference" in result.err
+
+
+def test_perf_keeps_the_threads_zoo_yaml_sets(capsys, tmp_path, recorded_loads):
+    model = tiny_video_classifier(tmp_path / "tiny.onnx")
+    config = tmp_path / "zoo.yaml"
+    config.write_text("threads: 2\n")
+    result = invoke(
+        capsys, "--config", config, "perf", "r3d_18", "--model", model, "--threads", "1,2", "--frames", "2", "--json"
+    )
+    assert result.code == 0, result.err
+    assert recorded_loads == [("onnxruntime", 2)]  # the user's choice, loaded once
+    assert "zoo.yaml sets threads: 2" in result.err and "more than the 2 cores" in result.err
+
+
+def test_perf_precision_reaches_the_model_file(capsys, tmp_path, monkeypatch):
+    """--precision is passed to resolve_model_file, which picks the host-quantized ONNX for int8."""
+    from modelzoo.core import runner
+
+    model = tiny_video_classifier(tmp_path / "tiny.onnx")
+    asked = []
+
+    def resolve_model_file(*args, precision=None, **kwargs):
+        asked.append(precision)
+        return model
+
+    monkeypatch.setattr(runner, "resolve_model_file", resolve_model_file)
+    for flags in ([], ["--precision", "fp32"], ["--precision", "int8"]):
+        result = invoke(capsys, "perf", "r3d_18", *flags, "--threads", "1", "--frames", "1", "--json")
+        assert result.code == 0, result.err
+    assert asked == [None, "fp32", "int8"]  # None: zoo.yaml's precision, else fp32
+    bad = invoke(capsys, "perf", "r3d_18", "--precision", "fp16")
+    assert bad.code == 2 and "fp16" in bad.err
+
+
+def test_perf_help_says_what_a_frame_is(capsys):
+    result = invoke(capsys, "perf", "--help")
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    assert "A frame is one inference" in text and "16-frame clip" in text
+    assert "--precision [fp32|int8]" in text and "cores // threads" in text

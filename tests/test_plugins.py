@@ -518,7 +518,7 @@ BAD_SPECS = {
     ),
     "unknown_task": (
         'Model(spec("no_task", task="segmentation"))',
-        "model 'no_task': unknown task 'segmentation' (installed: image-classification, video-classification)",
+        "model 'no_task': unknown task 'segmentation' (installed: image-classification, object-detection, video-classification)",
     ),
     "bare_spec": (
         'spec("bare")',
@@ -753,7 +753,7 @@ def test_a_model_of_a_task_nobody_registered_is_refused(site, capsys):
     info = plugins_json(capsys)["embedding"]
     assert info["error"] == (
         "failed while registering: model 'embed': unknown task 'embedding' "
-        "(installed: image-classification, video-classification)"
+        "(installed: image-classification, object-detection, video-classification)"
     )
     assert info["tasks"] == [] and info["models"] == []
 

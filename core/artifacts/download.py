@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from modelzoo.core.artifacts.cache import sha256_file
+from modelzoo.core.atomic import resumable
 from modelzoo.core.errors import DownloadError
 from modelzoo.core.version import zoo_version
 
@@ -71,18 +72,19 @@ def download(
         if scheme == "file":
             print(f"{url} is a local file: copying it, not downloading it", file=sys.stderr)
             retries = 0  # a missing or unreadable local file does not come back by waiting
-        try:
-            _fetch_with_retries(url, part, timeout, retries, reporter, hint, max_bytes)
-        finally:
-            reporter.done()
-        actual = sha256_file(part)
-        if expected is not None and actual != expected:
-            part.unlink(missing_ok=True)
-            raise DownloadError(
-                f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
-                f"the download was discarded. Retry, or {hint}"
-            )
-        part.replace(dest)
+        with resumable(part):  # an interruption keeps the .part, and says so
+            try:
+                _fetch_with_retries(url, part, timeout, retries, reporter, hint, max_bytes)
+            finally:
+                reporter.done()
+            actual = sha256_file(part)
+            if expected is not None and actual != expected:
+                part.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
+                    f"the download was discarded. Retry, or {hint}"
+                )
+            part.replace(dest)
         return actual
     finally:
         lock.release()

@@ -15,6 +15,13 @@ class OnnxRuntimeBackend(Backend):
     converts_weights = True
     max_batch = 4
 
+    @classmethod
+    def default_model(cls, model, cache):
+        """The ONNX imported with `zoo fetch MODEL --onnx FILE` (models zoo does not convert), else None."""
+        from modelzoo.core.artifacts.onnx_import import imported_onnx
+
+        return imported_onnx(model, cache)
+
     def __init__(self, model_path, *, threads=None, model=None, **options):
         super().__init__(model_path, threads=threads, model=model, **options)
         import onnxruntime as ort

@@ -1,13 +1,21 @@
 """`hrt_model_exec perf`-style measurement with any backend: N threads share F frames of random input.
 
-The rows have the board tool's columns, so host and board numbers read the same way:
-total latency is the sum of per-frame latencies, average latency is that over frames, and FPS is
-frames over wall time (which `hrt_model_exec` prints as roughly threads x 1000 / average latency).
-All threads share one loaded model, as `hrt_model_exec perf --thread_num N` does.
+A "frame" is what `hrt_model_exec` counts: one inference on one model input of batch 1 (for R3D-18
+a whole 16-frame clip [1,3,16,112,112], not a video frame). The rows have the board tool's
+columns, so host and board numbers read the same way: total latency is the sum of per-frame
+latencies, average latency is that over frames, and FPS is frames over wall time (which
+`hrt_model_exec` prints as roughly threads x 1000 / average latency). The threads of a row share
+one loaded model, as `hrt_model_exec perf --thread_num N` does.
+
+On a host the threads compete for the same cores as onnxruntime's own intra-op threads, so each
+row loads the model with `cores // threads` intra-op threads (at least 1; `RowBackends`): one
+thread uses every core, and N threads never ask for more than the cores, unless zoo.yaml fixes
+`threads`. On the board the BPU runs the model and the backend ignores `threads`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -41,17 +49,56 @@ def random_clip(shape: tuple, seed: int):
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
+def host_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+class RowBackends:
+    """The backend for each row of a perf run, from `factory(threads)` (a loaded Backend).
+
+    With `per_row` (host backends), a row of N worker threads gets `cores // N` intra-op threads,
+    at least 1, unless `fixed` (zoo.yaml's `threads`) is set; otherwise every row gets `fixed`
+    (None: the backend's own default). A loaded backend is reused while the number stays the same,
+    and released before the next one is loaded.
+    """
+
+    def __init__(self, factory, *, per_row: bool = True, fixed: int | None = None, cores: int | None = None):
+        self.factory = factory
+        self.per_row = per_row and not fixed
+        self.fixed = fixed
+        self.cores = cores or host_cores()
+        self.backend = None
+        self._threads = None
+        self.loads = 0
+
+    def threads_for(self, workers: int) -> int | None:
+        """The `threads=` a row of `workers` threads loads the backend with."""
+        return max(1, self.cores // int(workers)) if self.per_row else self.fixed
+
+    def __call__(self, workers: int):
+        threads = self.threads_for(workers)
+        if self.backend is None or threads != self._threads:
+            self.backend = None  # one model in memory at a time
+            self.backend = self.factory(threads)
+            self._threads = threads
+            self.loads += 1
+        return self.backend
+
+
 def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=None) -> PerfRow:
-    """Run `frames` single-clip inferences spread over `threads` threads; each thread takes the next
-    frame until all are done. Errors in a worker are re-raised here. `on_frame()` (progress) is
-    called after each frame, one thread at a time."""
+    """Run `frames` inferences (one batch-1 input each) spread over `threads` threads; each thread
+    takes the next frame until all are done. Errors in a worker are re-raised here. `on_frame()`
+    (progress) is called after each frame, one thread at a time."""
     counter = iter(range(frames))
     lock = threading.Lock()
     latencies: list = []
     errors: list = []
 
-    def worker(seed: int) -> None:
-        clip = random_clip(input_shape, seed)
+    def worker(clip) -> None:
         own = []
         try:
             while True:
@@ -69,7 +116,10 @@ def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=Non
         with lock:
             latencies.extend(own)
 
-    workers = [threading.Thread(target=worker, args=(seed,), name=f"zoo-perf-{seed}") for seed in range(threads)]
+    clips = [random_clip(input_shape, seed) for seed in range(threads)]  # made before the clock starts
+    workers = [
+        threading.Thread(target=worker, args=(clip,), name=f"zoo-perf-{seed}") for seed, clip in enumerate(clips)
+    ]
     started = time.perf_counter()
     for thread in workers:
         thread.start()
@@ -93,21 +143,27 @@ def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=Non
 def run_perf(
     backend, input_shape: tuple, thread_counts, frames: int, *, warmup: int = 1, on_row=None, progress=None
 ) -> list:
-    """One PerfRow per thread count, after `warmup` untimed inferences (first-run allocations).
+    """One PerfRow per thread count. `backend` is a loaded Backend shared by every row, or a
+    callable `backend(threads)` returning the one for a row (e.g. a RowBackends); each backend
+    runs `warmup` untimed inferences before each row (first-run allocations), outside its timing.
 
-    `progress(threads)` may return a context manager with `update(1)`, shown while a row runs.
+    `progress(threads)` may return a context manager with `update(1)`, shown while a row runs;
+    `on_row(row)` is called as each row finishes, before the next one starts.
     """
     import contextlib
 
+    load = backend if callable(backend) and not hasattr(backend, "run") else (lambda _threads: backend)
     clip = random_clip(input_shape, seed=1234)
-    for _ in range(warmup):
-        backend.run(clip)
     rows = []
     for threads in thread_counts:
+        runner = load(int(threads))
+        for _ in range(warmup):
+            runner.run(clip)
         with progress(int(threads)) if progress else contextlib.nullcontext() as bar:
             row = measure(
-                backend, input_shape, int(threads), int(frames), on_frame=(lambda: bar.update(1)) if bar else None
+                runner, input_shape, int(threads), int(frames), on_frame=(lambda: bar.update(1)) if bar else None
             )
+        del runner  # the loader may release it before loading the next row's
         rows.append(row)
         if on_row:
             on_row(row)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelzoo.core.board import hb_compile
+from modelzoo.core.board.march_rules import errors
 from modelzoo.core.errors import ConversionError, PluginError, ToolchainError
 from modelzoo.core.graph.equivalence import Equivalence
 
@@ -98,7 +99,9 @@ def prepare_compile(
     fast_perf: bool = False,
     log=None,
 ) -> CompilePlan:
-    """Patch and lint `onnx_model` for `march` (a March) and lay out WORKDIR for hb_compile."""
+    """Patch and lint `onnx_model` for `march` (a March; `march.with_rewrites(...)` picks other rewrites)
+    and lay out WORKDIR for hb_compile. A node the march rejects stops it; one it is not known to
+    accept (a warning rule) is reported in `plan.warnings`."""
     from modelzoo.core.artifacts.artifacts import save_onnx
     from modelzoo.core.contract.registry import blamed_on
 
@@ -110,11 +113,13 @@ def prepare_compile(
         check_calibration_dir(registry, model, calib_dir)
     patched, result = patch_model(model, onnx_model, march)
     findings = march.check(patched)
-    if findings:
+    rejected = errors(findings)
+    if rejected:
         raise ToolchainError(
-            f"{len(findings)} node(s) still violate {march.name} constraints after patching "
-            f"({'; '.join(f'{f.node}: {f.message}' for f in findings[:3])}); see `zoo check {spec.name} --march {march.name}`"
+            f"{len(rejected)} node(s) still violate {march.name} constraints after patching "
+            f"({'; '.join(f'{f.node}: {f.message}' for f in rejected[:3])}); see `zoo check {spec.name} --march {march.name}`"
         )
+    warnings = [f"{f.node} ({f.op_type}, {f.rank}-D input): {f.message}" for f in findings if not f.is_error]
     onnx_path = workdir / f"{spec.name}_{march.name}.onnx"
     save_onnx(patched, onnx_path)
     if fast_perf:
@@ -128,10 +133,12 @@ def prepare_compile(
             workdir,
             fast_perf=True,
         )
+        plan.warnings.extend(warnings)
         if calib_dir:
             plan.warnings.append("--fast-perf calibrates with random data; --calib is not used")
         return plan
     plan = CompilePlan(spec.name, march.name, workdir, onnx_path, result.changes, [], workdir / "model_output")
+    plan.warnings.extend(warnings)
     calibration_dir = _calibration(registry, model, plan, calib_dir, count, log)
     with blamed_on(spec.plugin, f"compile_config for {spec.name}"):
         config = model.compile_config(march, onnx_path, calibration_dir, plan.output_dir)

@@ -83,6 +83,7 @@ class ModelSpec:
     source: str = ""
     family: str = ""
     params: int | None = None
+    how_to_get: str = ""  # for a model zoo cannot download or convert: how to get its model file
     plugin: str = field(default="", compare=False)  # filled in by the registry
 
     @cached_property
@@ -95,7 +96,8 @@ class ModelSpec:
 
     @property
     def num_classes(self) -> int:
-        return int(self.output.shape[-1])
+        """The classes the model tells apart: one per label when it ships labels, else the output's last dimension."""
+        return len(self.labels) if self.labels_file else int(self.output.shape[-1])
 
     def artifact(self, name: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.name == name), None)

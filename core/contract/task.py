@@ -106,9 +106,36 @@ class Task:
 
         raise InputError(f"--save is not supported for {self.name} models")
 
+    def draw(self, frame_bgr, result):
+        """`frame_bgr` (BGR uint8, may be drawn on in place) with `result` drawn, for `zoo run --save-video`.
+        The default writes the result's one-line `caption()` (a classifier's top label) at the top left;
+        a task with boxes overrides this."""
+        caption = getattr(result, "caption", None)
+        text = caption() if callable(caption) else None
+        if not text:
+            return frame_bgr
+        from modelzoo.core.inputs.video import opencv
+
+        cv2 = opencv()
+        scale = max(0.4, min(frame_bgr.shape[:2]) / 600)
+        thickness = max(1, round(scale * 1.5))
+        (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        pad = max(2, height // 3)
+        cv2.rectangle(frame_bgr, (0, 0), (width + 2 * pad, height + baseline + 2 * pad), (0, 0, 0), cv2.FILLED)
+        cv2.putText(
+            frame_bgr, text, (pad, pad + height), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+            cv2.LINE_AA,
+        )  # fmt: skip
+        return frame_bgr
+
     def synthetic_input(self, spec, directory: Path) -> Path:
         """Write a small valid input for `spec` into `directory` and return its path (for checks)."""
         raise NotImplementedError
+
+    def stand_in_onnx(self, spec, path: Path) -> Path | None:
+        """Write a tiny ONNX with the spec's input and output whose output this task's models can postprocess,
+        for `check_model`'s end-to-end run; None leaves it to the generic [N, K] stand-in (or skips the run)."""
+        return None
 
 
 class Result:

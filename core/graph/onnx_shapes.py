@@ -36,6 +36,35 @@ def tensor_ranks(model) -> dict:
     return ranks
 
 
+def tensor_shapes(model) -> dict:
+    """Shape of every tensor whose rank is known, as a tuple of dims: an int when static, else the
+    dimension's name (e.g. "N") or None. Runs ONNX shape inference when value_info is missing."""
+    shapes = _declared_shapes(model.graph)
+    wanted = {name for node in model.graph.node for name in node.input if name}
+    if wanted - shapes.keys():
+        import onnx
+
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        except Exception as exc:
+            raise ConversionError(
+                f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker"
+            ) from exc
+        shapes.update(_declared_shapes(inferred.graph))
+    return shapes
+
+
+def _declared_shapes(graph) -> dict:
+    shapes = {init.name: tuple(int(d) for d in init.dims) for init in graph.initializer}
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        tensor_type = info.type.tensor_type
+        if tensor_type.HasField("shape"):
+            shapes[info.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
+            )
+    return shapes
+
+
 def _declared_ranks(graph) -> dict:
     ranks = {init.name: len(init.dims) for init in graph.initializer}
     for info in (*graph.input, *graph.output, *graph.value_info):

@@ -91,6 +91,9 @@ def open_input(path, spec, task) -> InputSource:
         if path.suffix.lower() in VIDEO_SUFFIXES:
             raise InputError(f"{path} is a video; " + refused.format(what="videos"))
         raise InputError(f"{path} is not an image zoo recognises (JPEG, PNG, BMP, WebP, TIFF){wanted}")
+    from modelzoo.core.inputs.video import check_first_frame
+
+    check_first_frame(path)  # a file that is not a video fails now, not after a download
     return InputSource(path=path, video=path)
 
 

@@ -41,6 +41,21 @@ def _open(path: Path):
     return capture
 
 
+def check_first_frame(path: Path) -> None:
+    """Open the video and decode its first frame: what is not a decodable video fails here, in
+    milliseconds, before any download or conversion."""
+    capture = _open(path)
+    try:
+        ok = capture.grab() and capture.retrieve()[0]
+    finally:
+        capture.release()
+    if not ok:
+        raise InputError(
+            f"{path} is not a video OpenCV can decode (its first frame does not decode: no video stream, "
+            "truncated, or an unsupported codec); check it with ffprobe, convert it with ffmpeg or pass a .npy clip"
+        )
+
+
 def probe(path: Path) -> VideoInfo:
     cv2 = opencv()
     capture = _open(path)

@@ -35,6 +35,10 @@ class ClassificationResult(Result):
     def details(self) -> list:
         return [] if self.clips is None else [f"{self.clips} clip{'s' if self.clips > 1 else ''}"]
 
+    def caption(self) -> str:
+        """The top prediction in one line, drawn on frames by `zoo run --save-video`."""
+        return f"{self.predictions[0].label} {self.predictions[0].score:.2f}" if self.predictions else ""
+
 
 def softmax(logits):
     import numpy as np
@@ -88,6 +92,6 @@ def classification_problems(spec) -> list:
         problems.append(f"a classifier's output is [N, classes], got {list(spec.output.shape)}")
     elif not spec.labels_file:
         problems.append("a classifier needs labels_file (one label per line, in class order)")
-    elif len(spec.labels) != spec.num_classes:
-        problems.append(f"{len(spec.labels)} labels in {spec.labels_file} for {spec.num_classes} classes")
+    elif len(spec.labels) != spec.output.shape[-1]:
+        problems.append(f"{len(spec.labels)} labels in {spec.labels_file} for {spec.output.shape[-1]} classes")
     return problems

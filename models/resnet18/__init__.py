@@ -11,6 +11,7 @@ from pathlib import Path
 
 from modelzoo.plugin import (
     Artifact,
+    ConversionError,
     ImageClassifier,
     ImagePreprocessing,
     Metric,
@@ -65,6 +66,15 @@ class ResNet18(ImageClassifier):
         from modelzoo.models.resnet18.architecture import build_resnet18
 
         return build_resnet18(state_dict, num_classes=self.spec.num_classes)
+
+    def check_onnx(self, onnx_model) -> None:
+        """Refuse an ONNX that zoo converted from another architecture (its metadata records which)."""
+        recorded = {prop.key: prop.value for prop in onnx_model.metadata_props}.get("architecture")
+        if recorded and recorded != "resnet18":
+            raise ConversionError(
+                f"this ONNX was converted from a {recorded} checkpoint, not resnet18; "
+                f"run it as `zoo run {recorded} --model FILE`, or convert resnet18's own weights"
+            )
 
 
 @hookimpl

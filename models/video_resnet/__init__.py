@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.plugin import Metric, ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing
+from modelzoo.plugin import ConversionError, Metric, ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing
 
 FAMILY = "video_resnet"
 SOURCE = "https://github.com/pytorch/vision/blob/main/torchvision/models/video/resnet.py"
@@ -36,6 +36,15 @@ class VideoResNet(VideoClassifier):
         from modelzoo.models.video_resnet.architecture import build_video_resnet
 
         return build_video_resnet(state_dict, self.spec.name, num_classes=self.spec.num_classes)
+
+    def check_onnx(self, onnx_model) -> None:
+        """Refuse an ONNX that zoo converted from another architecture (its metadata records which)."""
+        recorded = {prop.key: prop.value for prop in onnx_model.metadata_props}.get("architecture")
+        if recorded and recorded != self.spec.name:
+            raise ConversionError(
+                f"this ONNX was converted from a {recorded} checkpoint, not {self.spec.name}; "
+                f"run it as `zoo run {recorded} --model FILE`, or convert {self.spec.name}'s own weights"
+            )
 
 
 def kinetics400_spec(

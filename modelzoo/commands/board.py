@@ -31,9 +31,37 @@ def _source_onnx(session, model, model_path, weights) -> Path:
 
 def _describe_findings(findings) -> str:
     return table(
-        ["node", "op", "rank", "problem", "fix"],
-        [[f.node, f.op_type, f.rank if f.rank is not None else "?", f.message, f.fix] for f in findings],
+        ["node", "op", "rank", "severity", "problem", "fix"],
+        [[f.node, f.op_type, f.rank if f.rank is not None else "?", f.severity, f.message, f.fix] for f in findings],
     )
+
+
+def _rewrite_option(function):
+    return click.option(
+        "--rewrite",
+        "rewrites",
+        multiple=True,
+        metavar="NAME",
+        help="Apply this graph rewrite of the march instead of its default (repeatable); "
+        "docs/board.md lists them (nash-e: reduce_mean_4d, the default, or reduce_mean_5d).",
+    )(function)
+
+
+def _target_march(session, found, name: str, rewrites):
+    """The registered march, applying `rewrites` instead of its default ones when any are given.
+    An unknown march or rewrite fails here, before any work."""
+    target = session.registry.march(name)
+    if not rewrites:
+        return target
+    target = target.with_rewrites(rewrites)
+    from modelzoo.core.contract.model import Model
+
+    if type(found).patch_graph is not Model.patch_graph:
+        notice(
+            f"note: {found.name} patches its graph its own way; --rewrite applies only to the march's "
+            "rewrites it asks for (march.apply_rewrites)"
+        )
+    return target
 
 
 def _march_option(function):
@@ -53,6 +81,7 @@ def _model_options(function):
 @click.argument("model")
 @_model_options
 @_march_option
+@_rewrite_option
 @click.option(
     "--output",
     "-o",
@@ -61,14 +90,18 @@ def _model_options(function):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def patch(session, model, model_path, weights, march, output, as_json):
-    """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change."""
+def patch(session, model, model_path, weights, march, rewrites, output, as_json):
+    """Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change.
+
+    By default the march's default rewrites (nash-e: reduce_mean_4d, a 4-D Reshape and a 2-D ReduceMean
+    in place of a 5-D GlobalAveragePool); --rewrite NAME picks others.
+    """
     from modelzoo.core.artifacts.artifacts import load_onnx, save_onnx
     from modelzoo.core.board.board_compile import patch_model
 
     found = session.registry.get_model(model)
     spec = found.spec
-    target_march = session.registry.march(march)  # an unknown march fails before any work
+    target_march = _target_march(session, found, march, rewrites)
     source = _source_onnx(session, found, model_path, weights)
     patched, result = patch_model(found, load_onnx(source), target_march)
     target = Path(output or f"{spec.name}_{march}.onnx")
@@ -81,12 +114,12 @@ def patch(session, model, model_path, weights, march, output, as_json):
                 "march": march,
                 "input": str(source),
                 "output": str(target),
+                "rewrites": list(target_march.chosen or target_march.default_rewrites()),
                 **result.to_dict(),
                 "remaining": [f.to_dict() for f in remaining],
             }
         )
-        return
-    if not result.changes:
+    elif not result.changes:
         click.echo(f"nothing to change for {march} in {source.name}; wrote an unchanged copy to {target}")
     else:
         click.echo(f"patched {source.name} for {march} -> {target}")
@@ -98,9 +131,14 @@ def patch(session, model, model_path, weights, march, output, as_json):
             f"(max |difference| {eq.max_abs_diff:.3g} over max |output| {eq.max_abs_output:.3g}; "
             f"tolerance {eq.tolerance:g} relative)"
         )
-    if remaining:
-        notice(f"warning: {len(remaining)} node(s) still violate {march} constraints that have no automatic fix:")
-        notice(_describe_findings(remaining))
+    rejected = [f for f in remaining if f.is_error]
+    if rejected:
+        notice(f"warning: {len(rejected)} node(s) still violate {march} constraints that have no automatic fix:")
+        notice(_describe_findings(rejected))
+    unconfirmed = [f for f in remaining if not f.is_error]
+    if unconfirmed:
+        notice(f"warning: {len(unconfirmed)} node(s) are not known to be accepted by {march}:")
+        notice(_describe_findings(unconfirmed))
 
 
 @click.command()
@@ -110,7 +148,8 @@ def patch(session, model, model_path, weights, march, output, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def check(session, model, model_path, weights, march, as_json):
-    """Lint the ONNX against the march's known constraints. Exit 0 if none is violated, 1 if some are."""
+    """Lint the ONNX against the march's known constraints. Exit 1 if a node is known to be rejected;
+    nodes only not known to be accepted (severity "warning") are listed, and the exit code stays 0."""
     from modelzoo.core.artifacts.artifacts import load_onnx
 
     found = session.registry.get_model(model)
@@ -118,22 +157,28 @@ def check(session, model, model_path, weights, march, as_json):
     target_march = session.registry.march(march)
     source = _source_onnx(session, found, model_path, weights)
     findings = target_march.check(load_onnx(source))
+    rejected = [f for f in findings if f.is_error]
+    unconfirmed = [f for f in findings if not f.is_error]
     if as_json:
         emit_json(
             {
                 "model": spec.name,
                 "march": march,
                 "input": str(source),
-                "ok": not findings,
+                "ok": not rejected,
                 "findings": [f.to_dict() for f in findings],
             }
         )
-    elif findings:
-        click.echo(f"{source.name}: {len(findings)} node(s) violate known {march} constraints")
-        click.echo(_describe_findings(findings))
     else:
-        click.echo(f"{source.name}: OK, no known {march} constraint is violated")
-    if findings:
+        if rejected:
+            click.echo(f"{source.name}: {len(rejected)} node(s) violate known {march} constraints")
+        else:
+            click.echo(f"{source.name}: OK, no known {march} constraint is violated")
+        if unconfirmed:
+            click.echo(f"{source.name}: warning: {len(unconfirmed)} node(s) are not known to be accepted by {march}")
+        if findings:
+            click.echo(_describe_findings(findings))
+    if rejected:
         click.get_current_context().exit(1)  # a lint failure, not an error: no `error:` line
 
 
@@ -203,6 +248,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
 @click.argument("model")
 @_model_options
 @_march_option
+@_rewrite_option
 @click.option(
     "--calib",
     "calib_dir",
@@ -222,7 +268,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def compile_model(session, model, model_path, weights, march, calib_dir, workdir, fast_perf, count, as_json):
+def compile_model(session, model, model_path, weights, march, rewrites, calib_dir, workdir, fast_perf, count, as_json):
     """Patch, check and configure the model for hb_compile, then run it if it is on PATH.
 
     Without hb_compile (outside the OpenExplorer environment) it prints the command to run there.
@@ -233,7 +279,7 @@ def compile_model(session, model, model_path, weights, march, calib_dir, workdir
 
     found = session.registry.get_model(model)
     spec = found.spec
-    target_march = session.registry.march(march)
+    target_march = _target_march(session, found, march, rewrites)
     workdir = Path(workdir or f"{spec.name}_{march}")
     source = _source_onnx(session, found, model_path, weights)
     plan = prepare_compile(
@@ -327,26 +373,37 @@ def _echo_prepared(data: dict) -> None:
 @click.option("--model", "model_path", help="Measure this model file (.onnx, or .hbm on the board).")
 @click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    help="Host precision: int8 measures the host-quantized ONNX (default zoo.yaml's, else fp32).",
+)
+@click.option(
     "--threads",
     "thread_counts",
     default="1,2,4,8",
     show_default=True,
     callback=_parse_threads,
-    help="Thread counts, one row each.",
+    help="Thread counts, one row each: threads running inferences at once, as hrt_model_exec --thread_num. "
+    "On a host each row's model gets cores // threads onnxruntime threads (at least 1), unless zoo.yaml sets threads.",
 )
 @click.option(
     "--frames",
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
-    help="Frames per row, shared by the threads.",
+    help="Frames per row, shared by the threads. A frame is one inference, as hrt_model_exec counts it: "
+    "one model input (for R3D-18 a 16-frame clip), not one video frame.",
 )
 @board_scheduling
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def perf(session, model, backend, model_path, weights, thread_counts, frames, priority, bpu_cores, as_json):
-    """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."""
-    from modelzoo.core.backends.perf import published_rows, run_perf
+def perf(session, model, backend, model_path, weights, precision, thread_counts, frames, priority, bpu_cores, as_json):
+    """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend.
+
+    A frame is one inference on one model input (for R3D-18 a 16-frame clip), so FPS is inferences
+    per second. Each row's threads share one loaded model; a line per row goes to stderr as it finishes.
+    """
+    from modelzoo.core.backends.perf import RowBackends, published_rows, run_perf
     from modelzoo.core.runner import load_backend, pick_backend, resolve_model_file
 
     found = session.registry.get_model(model)
@@ -371,25 +428,53 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
         session.cache,
         model_path=model_path,
         weights=weights,
+        precision=precision,
         log=notice,
     )
-    runner = load_backend(backend_cls, model_file, found, session.cache, threads=session.config.threads, **options)
-    notice(f"measuring {spec.name} with {runner.describe()} on random input, {frames} frames per row")
+    # Host backends (those running zoo's ONNX) share the cores between a row's threads and the
+    # runtime's own intra-op threads; a board backend runs on its accelerator and ignores `threads`.
+    loader = RowBackends(
+        lambda threads: load_backend(backend_cls, model_file, found, session.cache, threads=threads, **options),
+        per_row=backend_cls.converts_weights,
+        fixed=session.config.threads,
+    )
+    first = loader(thread_counts[0])  # a file that does not load fails before any measurement
+    shape = [1, *spec.input.shape[1:]]
+    described = first.describe()
+    del first
+    notice(
+        f"measuring {spec.name} with {described} on random input: {frames} frames per row, "
+        f"a frame being one inference on a {shape} input"
+    )
+    if loader.per_row:
+        notice(f"  each row loads the model with {loader.cores} cores // threads intra-op threads (at least 1)")
+    elif loader.fixed and backend_cls.converts_weights:
+        busy = [n for n in thread_counts if n * loader.fixed > loader.cores]
+        if busy:
+            notice(
+                f"note: zoo.yaml sets threads: {loader.fixed}; rows with {', '.join(map(str, busy))} thread(s) ask "
+                f"for more than the {loader.cores} cores, which slows every thread"
+            )
+
+    def row_line(r) -> None:
+        inner = loader.threads_for(r.threads)
+        inside = f" x {inner} intra-op thread(s)" if inner and backend_cls.converts_weights else ""
+        notice(f"  {r.threads} thread(s){inside}: {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS")
+
     rows = run_perf(
-        runner,
+        loader,
         spec.input.shape,
         thread_counts,
         frames,
         progress=lambda threads: progress(frames, f"{threads} thread(s)"),
-        on_row=lambda r: notice(f"  {r.threads} thread(s): {r.avg_latency_ms:.2f} ms average, {r.fps:.2f} FPS"),
+        on_row=row_line,
     )
     published = published_rows(spec)
-    shape = [1, *spec.input.shape[1:]]
     if as_json:
         emit_json(
             {
                 "model": spec.name,
-                "backend": runner.describe(),
+                "backend": described,
                 "model_file": str(model_file),
                 "input_shape": shape,
                 "rows": [r.to_dict() for r in rows],
@@ -397,7 +482,9 @@ def perf(session, model, backend, model_path, weights, thread_counts, frames, pr
             }
         )
         return
-    click.echo(f"{spec.name} perf: {runner.describe()}, {model_file.name}, random float32 input {shape}")
+    click.echo(
+        f"{spec.name} perf: {described}, {model_file.name}, random float32 input {shape}, one inference per frame"
+    )
     click.echo(
         table(
             ["threads", "total frames", "total latency ms", "average latency ms", "FPS"],

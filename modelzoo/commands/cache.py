@@ -18,12 +18,13 @@ def cache():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def list_cache(session, as_json):
-    """List every cached file with its origin and checksum status."""
+    """List every cached file with its origin and checksum status, and partial downloads."""
     entries = session.cache.entries()
+    leftovers = session.cache.leftovers()
     if as_json:
-        emit_json([e.to_dict() for e in entries])
+        emit_json([e.to_dict() for e in entries] + [left.to_dict() for left in leftovers])
         return
-    if not entries:
+    if not entries and not leftovers:
         click.echo(f"the cache at {session.cache.root} is empty; `zoo fetch MODEL` downloads a model's weights")
         return
     rows = []
@@ -33,8 +34,12 @@ def list_cache(session, as_json):
         else:
             origin = ("official" if e.official else "custom") + (", verified" if e.verified else ", unverified")
         rows.append([e.model, e.artifact, e.path.name, _megabytes(e.size), e.sha256[:12], origin])
+    for left in leftovers:
+        rows.append([left.model, "-", left.path.name, _megabytes(left.size), "-", left.status])
     click.echo(table(["model", "artifact", "file", "size", "sha256", "status"], rows))
-    click.echo(f"{len(entries)} files, {_megabytes(sum(e.size for e in entries))} in {session.cache.root}")
+    total = sum(e.size for e in entries) + sum(left.size for left in leftovers)
+    partial = f" (and {len(leftovers)} incomplete: see status)" if leftovers else ""
+    click.echo(f"{len(entries)} files{partial}, {_megabytes(total)} in {session.cache.root}")
 
 
 @cache.command()

@@ -19,18 +19,29 @@ from modelzoo.session import pass_session
     help="Import this local file instead of downloading (with --hbm: a local .hbm).",
 )
 @click.option("--hbm", is_flag=True, help="Fetch the prebuilt board model instead of the weights.")
+@click.option(
+    "--onnx",
+    "onnx_file",
+    type=click.Path(dir_okay=False),
+    help="Import this ONNX, exported with the model's own tooling, as the model's file (models zoo does not convert).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def fetch(session, model, local_file, hbm, as_json):
+def fetch(session, model, local_file, hbm, onnx_file, as_json):
     """Download a model's weights (or prebuilt board model) into the cache and verify them."""
     from modelzoo.core.artifacts.artifact_fetch import fetch_artifact, import_local
     from modelzoo.core.errors import InputError
 
-    spec = session.registry.get_model(model).spec
+    found = session.registry.get_model(model)
+    spec = found.spec
+    if onnx_file is not None:
+        _import_onnx(session, found, onnx_file, local_file, hbm, as_json)
+        return
     name = "hbm" if hbm else "weights"
     artifact = spec.artifact(name)
     if artifact is None:
-        raise InputError(f"{spec.name} publishes no {name} artifact; see `zoo info {spec.name}`")
+        hint = spec.how_to_get if name == "weights" and spec.how_to_get else f"see `zoo info {spec.name}`"
+        raise InputError(f"{spec.name} publishes no {name} artifact; {hint}")
     cache = session.cache
     if local_file is not None:
         cached, official = import_local(spec, artifact, cache, Path(local_file))
@@ -42,6 +53,8 @@ def fetch(session, model, local_file, hbm, as_json):
             )
         elif artifact.sha256 is None:
             notice(f"note: {spec.name} publishes no checksum for {artifact.filename}; {local_file} is cached as custom")
+        if not official and name == "weights":
+            notice(f"note: later commands use these weights; `zoo fetch {spec.name}` goes back to the official ones")
     else:
         override = session.config.model(spec.name) if name == "weights" else None
         url = override.weights_url if override else None
@@ -71,3 +84,25 @@ def fetch(session, model, local_file, hbm, as_json):
     check = "sha256 verified" if cached.verified else "sha256 not verified"
     click.echo(f"{spec.name} {name}: {status}, {label}, {check}")
     click.echo(f"  {cached.path} ({cached.size / 1e6:.1f} MB, sha256 {cached.sha256})")
+
+
+def _import_onnx(session, model, onnx_file, local_file, hbm, as_json) -> None:
+    """`zoo fetch MODEL --onnx FILE`: check the file against the model, cache it, use it from now on."""
+    from modelzoo.core.artifacts.onnx_import import import_onnx
+    from modelzoo.core.errors import InputError
+
+    spec = model.spec
+    if local_file is not None or hbm:
+        raise InputError("--onnx imports a model file on its own; leave out --weights and --hbm")
+    if spec.artifact("weights") is not None:
+        raise InputError(
+            f"{spec.name} converts its own checkpoint; run an ONNX of it with --model FILE.onnx, "
+            f"or import other weights with `zoo fetch {spec.name} --weights FILE`"
+        )
+    cached = import_onnx(model, session.cache, Path(onnx_file))
+    if as_json:
+        emit_json({"status": "imported", **cached.to_dict()})
+        return
+    click.echo(f"{spec.name} onnx: imported, checked against the spec (input and output names and shapes)")
+    click.echo(f"  {cached.path} ({cached.size / 1e6:.1f} MB, sha256 {cached.sha256})")
+    notice(f"note: `zoo run {spec.name} INPUT` uses it from now on; importing another ONNX replaces it")

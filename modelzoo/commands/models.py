@@ -19,19 +19,11 @@ def _backends_here(session, model) -> list:
     return names
 
 
-def _official_copy(session, spec, artifact_name: str):
-    """The cached official file, if any: custom weights a user imported are not the artifact."""
-    hit = session.cache.find(spec.name, artifact_name)
-    return hit if hit is not None and hit.official else None
+def _cache_status(session, spec):
+    """What is cached for `spec`: the one answer both `zoo list` and `zoo info` show."""
+    from modelzoo.core.artifacts.artifacts import cache_status
 
-
-def _cached(session, spec) -> dict:
-    """Official artifacts by name, plus whether custom weights or a converted ONNX are cached."""
-    cached = {artifact.name: _official_copy(session, spec, artifact.name) is not None for artifact in spec.artifacts}
-    entries = [e for e in session.cache.entries() if e.model == spec.name]
-    cached["custom_weights"] = any(e.artifact == "weights" and not e.official for e in entries)
-    cached["onnx"] = any(e.source_sha256 for e in entries)
-    return cached
+    return cache_status(session.cache, spec)
 
 
 @click.command("list")
@@ -39,16 +31,18 @@ def _cached(session, spec) -> dict:
 @pass_session
 def list_models(session, as_json):
     """List every model, what runs it here, and what is cached."""
-    rows = []
+    rows, summaries = [], {}
     for model in sorted(session.registry.models.values(), key=lambda m: m.name):
         spec = model.spec
+        status = _cache_status(session, spec)
+        summaries[spec.name] = status.summary()
         rows.append(
             {
                 "name": spec.name,
                 "task": spec.task,
                 "input": {"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype},
                 "backends": _backends_here(session, model),
-                "cached": _cached(session, spec),
+                "cached": status.flags(),
                 "plugin": spec.plugin,
             }
         )
@@ -67,7 +61,7 @@ def list_models(session, as_json):
                     r["task"],
                     f"{r['input']['dtype']}[{','.join(map(str, r['input']['shape']))}]",
                     ",".join(r["backends"]) or "-",
-                    ",".join(k.replace("_", " ") for k, v in r["cached"].items() if v) or "-",
+                    summaries[r["name"]],
                 ]
                 for r in rows
             ],
@@ -90,10 +84,19 @@ def info(session, model, as_json):
         {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help} for o in task.options
     ]
     data["board_input"] = found.board_input()
+    status = _cache_status(session, spec)
     for artifact in data["artifacts"]:
-        cached = _official_copy(session, spec, artifact["name"])
+        cached = status.official.get(artifact["name"])
         artifact["cached_path"] = str(cached.path) if cached else None
+    data["cached"] = status.flags()
+    in_use = status.weights_in_use
+    data["custom_weights"] = [
+        {"path": str(e.path), "sha256": e.sha256, "from": e.origin, "in_use": e == in_use}
+        for e in status.custom_weights
+    ]
     data["backends_here"] = _backends_here(session, found)
+    config = session.config
+    data["config"] = {"path": str(config.path.absolute()) if config.path else None, "found_by": config.found_by}
     if as_json:
         emit_json(data)
         return
@@ -118,6 +121,8 @@ def info(session, model, as_json):
         click.echo(f"  parameters {spec.params:,}")
     click.echo(f"  license    {spec.license}")
     click.echo(f"  backends   {', '.join(data['backends_here']) or 'none here'}")
+    where = data["config"]
+    click.echo(f"  config     {where['path'] + ' (' + where['found_by'] + ')' if where['path'] else 'none (defaults)'}")
     click.echo("\nartifacts:")
     for artifact in data["artifacts"]:
         click.echo(f"  {artifact['name']}: {artifact['url']}")
@@ -125,6 +130,10 @@ def info(session, model, as_json):
             f"prefix {artifact['sha256_prefix']}…" if artifact.get("sha256_prefix") else "not published"
         )
         click.echo(f"    sha256 {published}   cached {artifact['cached_path'] or 'no'}")
+    for custom in data["custom_weights"]:
+        use = "used instead of the official weights" if custom["in_use"] else "used only with --weights"
+        click.echo(f"  custom weights: {custom['path']} (from {custom['from']}; {use})")
+    click.echo(f"  onnx: {'converted, cached' if data['cached']['onnx'] else 'not converted yet'}")
     if spec.metrics:
         click.echo("\nreference accuracy:")
         click.echo(
@@ -142,6 +151,10 @@ def info(session, model, as_json):
             )
         )
         click.echo(f"  source: {spec.board_perf[0].source}")
+    rewrites = [march.describe_rewrites() for march in session.registry.marches.values()]
+    if rewrites:
+        click.echo("\nboard graph rewrites (zoo patch / zoo compile):")
+        click.echo("\n".join(rewrites))
 
 
 @click.command()

@@ -63,6 +63,27 @@ def task_option_flags(command):
     )(collected)  # fmt: skip
 
 
+def stream_option_flags(command):
+    """Adds --stream, --stride, --fps, --reconnect and --save-video; the command gets them as one dict, `stream`."""
+
+    @functools.wraps(command)
+    def collected(*args, stream_flag, stride, sample_fps, reconnect, save_video, **kwargs):
+        stream = {"stream_flag": stream_flag, "stride": stride, "fps": sample_fps, "reconnect": reconnect}
+        return command(*args, stream={**stream, "save_video": save_video}, **kwargs)
+
+    for option in reversed((
+        click.option("--stream", "stream_flag", is_flag=True, help="Play a video file as a live stream, at its own rate."),
+        click.option("--stride", type=click.IntRange(min=1), help="Streams: model frames between windows (default: a clip)."),
+        click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True),
+                     help="Streams, image models: frames run per second (default 1)."),
+        click.option("--reconnect", type=click.IntRange(min=0), help="Network streams: attempts after a drop (default 3)."),
+        click.option("--save-video", type=click.Path(dir_okay=False),
+                     help="Write the video (file or stream) with the current result drawn on each frame (.mp4)."),
+    )):  # fmt: skip
+        collected = option(collected)
+    return collected
+
+
 @click.command()
 @click.argument("model")
 @click.argument("positional_inputs", metavar="[INPUT]...", nargs=-1)
@@ -96,11 +117,17 @@ def task_option_flags(command):
 @click.option("--resume", is_flag=True, help="With --output FILE.jsonl: skip inputs it already records.")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run again the inputs recorded with an error.")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads decoding inputs while the model runs (default 1).")
+@click.option(
+    "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+    help="Where the inputs run: this machine's threads, or Ray Data tasks and actors (pip install 'modelzoo[ray]').",
+)  # fmt: skip
+@click.option("--ray-address", help="With --engine ray: a running cluster's HOST:PORT (default: start Ray here).")
+@stream_option_flags
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines, one per input, for several inputs).")
 @pass_session
 def run(
     session, model, positional_inputs, input_paths, model_path, weights, task_options, backend, precision, threads,
-    save_path, priority, bpu_cores, output_path, resume, retry_failed, workers, as_json,
+    save_path, priority, bpu_cores, output_path, resume, retry_failed, workers, engine, ray_address, as_json, stream,
 ):  # fmt: skip
     """Run a model on inputs: decode, preprocess, infer, print each result and timings.
 
@@ -111,23 +138,39 @@ def run(
     from modelzoo.core.pipeline import is_many
     from modelzoo.core.runner import RunRequest
     from modelzoo.core.runner import run as run_pipeline
+    from modelzoo.core.streams import stream_kind
 
     inputs = [*input_paths, *positional_inputs]
     if not inputs:
         raise InputError(f"no input; pass one: `zoo run {model} INPUT` (see `zoo info {model}` for what it takes)")
     if (resume or retry_failed) and not output_path:
         raise InputError("--resume reads what an earlier run wrote: pass the same --output FILE.jsonl")
+    if ray_address and engine != "ray":
+        raise InputError("--ray-address is for --engine ray")
     options = scheduling_options(priority, bpu_cores)
     request = RunRequest(
         model, inputs[0], model_path, weights, backend, threads, task_options, options,
         precision=precision, save=save_path,
     )  # fmt: skip
-    if is_many(inputs) or output_path:
+    if stream["stream_flag"] or any(stream_kind(path) for path in inputs):  # a URL, a camera, --stream FILE
+        refused = {"--save": save_path, "--resume": resume, "--engine ray": engine == "ray"}
+        code = _run_stream(session, request, inputs, stream, output_path, as_json, refused)
+        click.get_current_context().exit(code)
+    given = [f"--{name}" for name in ("stride", "fps", "reconnect") if stream[name] is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: for streams only (a URL, a camera index, /dev/videoN, or --stream FILE)")
+    if is_many(inputs) or output_path or engine == "ray":
+        if stream["save_video"]:
+            raise InputError("--save-video writes one video: give one input, without --output or --engine ray")
         if save_path and is_many(inputs):
             raise InputError("--save writes one annotated image; give one input")
-        code = _run_many(session, request, inputs, output_path, resume, retry_failed, workers, as_json)
+        code = _run_many(
+            session, request, inputs, output_path, resume, retry_failed, workers, as_json, engine, ray_address
+        )
         click.get_current_context().exit(code)
     result = run_pipeline(request, session.registry, session.config, session.cache, log=notice)
+    if stream["save_video"]:
+        _save_video(session, result, stream["save_video"])
     if as_json:
         emit_json(result.to_dict())
         return
@@ -142,7 +185,63 @@ def _echo_result(session, result) -> None:
     click.echo("timing: " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timing_ms.items()))
 
 
-def _run_many(session, request, inputs, output_path, resume, retry_failed, workers, as_json) -> int:
+def _save_video(session, result, path) -> None:
+    from modelzoo.core.runner import open_source
+    from modelzoo.core.streams import save_annotated_video
+
+    source = open_source(session.registry, session.registry.get_model(result.model), result.input)
+    notice(f"wrote {save_annotated_video(session.registry, result, source, path)}")
+
+
+def _run_stream(session, request, inputs, stream, output_path, as_json, refused) -> int:
+    """Windows of a live stream through one loaded model: a record per window, the summary at the end."""
+    import json
+
+    from modelzoo.core.errors import InputError
+    from modelzoo.core.streams import DEFAULT_RECONNECT, StreamOptions, run_stream
+    from modelzoo.records import RecordFile
+
+    if len(inputs) != 1:
+        raise InputError("a stream runs alone; give one input")
+    for name, given in refused.items():
+        if given:
+            raise InputError(f"{name} does not apply to a stream" + ("; use --save-video" if name == "--save" else ""))
+    if stream["reconnect"] is None:
+        stream = {**stream, "reconnect": DEFAULT_RECONNECT}
+    sink = RecordFile(output_path, resume=False) if output_path else None
+
+    def on_record(record, result) -> None:
+        if sink:
+            sink.write(record)
+        if as_json:
+            click.echo(json.dumps(record, default=str))
+            return
+        window = record["window"]
+        place = f"window {window['index']} {window['start_s']:.2f}-{window['end_s']:.2f} s"
+        if result is None:
+            click.echo(f"{place}: error: {record['error']}")
+            return
+        caption = getattr(result.result, "caption", None)
+        shown = caption() if callable(caption) else json.dumps(result.result.to_dict(), default=str)
+        click.echo(f"{place}: {shown} (latency {record['latency_ms']:.0f} ms)")
+
+    try:
+        summary = run_stream(
+            request, session.registry, session.config, session.cache, options=StreamOptions(**stream),
+            on_record=on_record, log=notice,
+        )  # fmt: skip
+    finally:
+        if sink:
+            sink.close()
+    notice(f"summary: {summary.line()}")
+    if summary.lost:
+        notice(f"error: {summary.end}")
+    return 130 if summary.interrupted else 1 if summary.lost or summary.failed else 0
+
+
+def _run_many(
+    session, request, inputs, output_path, resume, retry_failed, workers, as_json, engine="local", ray_address=None
+) -> int:
     """Every input through one loaded model; records stream to stdout and --output; the summary to stderr."""
     import json
     import time
@@ -174,8 +273,13 @@ def _run_many(session, request, inputs, output_path, resume, retry_failed, worke
             eta = left / summary.throughput if summary.throughput else 0
             notice(f"progress: {finished}/{summary.total - summary.skipped}, {summary.failed} failed, ETA {eta:.0f} s")
 
+    run_engine = run_inputs
+    if engine == "ray":  # the same records, from Ray Data tasks and actors
+        from modelzoo.core.engines.ray_engine import run_inputs as run_on_ray
+
+        run_engine = functools.partial(run_on_ray, address=ray_address)
     try:
-        run_inputs(
+        run_engine(
             request, inputs, registry, session.config, session.cache, on_record=on_record, log=notice,
             workers=workers or 1, skip=skip, summary=summary,
         )  # fmt: skip

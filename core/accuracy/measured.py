@@ -1,0 +1,98 @@
+"""Results measured on this machine (`zoo eval --save`), kept in the cache as one JSON file per model:
+
+    <cache root>/measured/<model>.json     {"model": ..., "rows": [row, ...]}, oldest first
+
+Each row is one number with what makes it comparable: the metric, the dataset, the protocol, the
+precision and backend, the tool versions, the host and the date. `zoo info` shows them beside the
+published figures, labelled as measured here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MEASURED = "measured"
+
+
+def measured_path(cache, model_name: str) -> Path:
+    cache.model_dir(model_name)  # refuses a name that cannot be a file name
+    return Path(cache.root) / MEASURED / f"{model_name}.json"
+
+
+def measured_rows(cache, model_name: str) -> list:
+    """The rows recorded for `model_name`, oldest first; an unreadable file counts as none."""
+    path = measured_path(cache, model_name)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return [dict(row, measured=True) for row in rows or [] if isinstance(row, dict)]
+
+
+def record_measurements(cache, model_name: str, rows: list) -> Path:
+    """Append `rows` to the model's file (under a lock, written whole), returning its path."""
+    from filelock import FileLock
+
+    from modelzoo.core.atomic import atomic_write
+
+    path = measured_path(cache, model_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        existing = [{k: v for k, v in row.items() if k != "measured"} for row in measured_rows(cache, model_name)]
+        with atomic_write(path, "w") as handle:
+            json.dump({"model": model_name, "rows": existing + list(rows)}, handle, indent=2)
+            handle.write("\n")
+    return path
+
+
+def evaluation_rows(evaluation) -> list:
+    """One row per metric and variant of a `zoo eval` Evaluation."""
+    data = evaluation.to_dict()
+    dataset = data["dataset"]
+    env = data["environment"]
+    rows = []
+    for result in data["results"]:
+        for metric in ("acc@1", "acc@5", "mean_class_acc"):
+            rows.append(
+                {
+                    "kind": "accuracy",
+                    "metric": metric,
+                    "value": result[metric],
+                    "dataset": f"{dataset['path']} ({dataset['form']}, {len(dataset['classes'])} classes)",
+                    "protocol": f"{data['protocol']['summary']}; {data['protocol']['preprocessing']}",
+                    "samples": result["samples"],
+                    "skipped": len(data["protocol"]["skipped"]),
+                    "precision": result["precision"],
+                    "backend": result["backend_detail"],
+                    "model_file": result["model_file"],
+                    "tools": env["tools"],
+                    "host": env["host"],
+                    "date": env["date"],
+                    "command": "zoo eval",
+                }
+            )
+    return rows
+
+
+def measured_table(rows: list) -> str:
+    """The rows as `zoo info` prints them."""
+    from modelzoo.core.tables import table
+
+    return table(
+        ["metric", "value", "precision", "backend", "dataset", "protocol", "host", "date"],
+        [
+            [
+                row.get("metric"),
+                row.get("value"),
+                row.get("precision", "-"),
+                row.get("backend", "-"),
+                row.get("dataset", "-"),
+                row.get("protocol", "-"),
+                (row.get("host") or {}).get("name", "-") if isinstance(row.get("host"), dict) else row.get("host"),
+                str(row.get("date", "-"))[:10],
+            ]
+            for row in rows
+        ],
+    )

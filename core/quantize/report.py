@@ -1,0 +1,149 @@
+"""How far the INT8 model is from fp32, in the spirit of hb_compile's report: per-output cosine on the
+calibration samples, Top-1 agreement, and the nodes whose outputs drift most.
+
+The per-node comparison is onnxruntime's own quantization debugging (`qdq_loss_debug`): it keeps every
+activation of both models, so it runs on the first few samples only, and says how many.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelzoo.core.quantize.host import SampleReader, progress_bar, quiet
+
+
+def cosine(a, b) -> float:
+    """Cosine similarity of two arrays, flattened, in float64 (1.0 for two zero arrays)."""
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if norms == 0.0:
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float(np.dot(a, b) / norms)
+
+
+def quantization_report(
+    fp32_path, int8_path, preprocessed_path, samples: list, workdir, *, node_samples: int, progress=None
+) -> dict:
+    """The report as a dict: outputs (cosine over all samples), top1_agreement, nodes (worst first)."""
+    outputs, top1 = compare_outputs(fp32_path, int8_path, samples, progress=progress)
+    compared = samples[: max(0, node_samples)]
+    nodes = node_drift(preprocessed_path, int8_path, compared, Path(workdir), progress=progress) if compared else []
+    return {
+        "samples": len(samples),
+        "outputs": outputs,
+        "top1_agreement": top1,
+        "node_samples": len(compared),
+        "nodes": nodes,
+    }
+
+
+def session(path, threads=None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def compare_outputs(fp32_path, int8_path, samples: list, *, progress=None) -> tuple:
+    """Run both models on every sample. Per output: the cosine of all samples' outputs together (as one
+    vector), the lowest per-sample cosine and the largest absolute difference; and the Top-1 agreement
+    of the first output when it is [1, classes] per sample (else None)."""
+    import numpy as np
+
+    fp32, int8 = session(fp32_path), session(int8_path)
+    input_name = fp32.get_inputs()[0].name
+    names = [o.name for o in fp32.get_outputs()]
+    collected = {name: ([], []) for name in names}
+    with progress_bar(progress, "fp32 vs INT8", len(samples)) as bar:
+        for sample in samples:
+            data = {input_name: sample.load()}
+            for name, a, b in zip(names, fp32.run(names, data), int8.run(names, data)):
+                collected[name][0].append(a)
+                collected[name][1].append(b)
+            bar.update(1)
+    outputs = []
+    for name in names:
+        a_list, b_list = collected[name]
+        a_all = np.concatenate([a.ravel() for a in a_list])
+        b_all = np.concatenate([b.ravel() for b in b_list])
+        outputs.append(
+            {
+                "name": name,
+                "cosine": cosine(a_all, b_all),
+                "min_sample_cosine": min(cosine(a, b) for a, b in zip(a_list, b_list)),
+                "max_abs_diff": float(np.max(np.abs(a_all.astype(np.float64) - b_all))),
+            }
+        )
+    first = collected[names[0]]
+    top1 = None
+    if all(a.ndim == 2 and a.shape[0] == 1 for a in first[0]):
+        agree = sum(int(np.argmax(a) == np.argmax(b)) for a, b in zip(*first))
+        top1 = {"output": names[0], "agree": agree, "samples": len(first[0]), "fraction": agree / len(first[0])}
+    return outputs, top1
+
+
+def node_drift(preprocessed_path, int8_path, samples: list, workdir: Path, *, progress=None) -> list:
+    """Per activation of the fp32 model that the INT8 model quantizes: the cosine and SQNR (dB) of the INT8
+    model's value against fp32's, and the SQNR of its own QuantizeLinear/DequantizeLinear, worst first."""
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    graph = onnx.load(str(preprocessed_path), load_external_data=False).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    input_name = next(i.name for i in graph.input if i.name not in {t.name for t in graph.initializer})
+    activations = {}
+    with progress_bar(progress, "per-node comparison", 2 * len(samples)) as bar:
+        for label, model_path in (("float", preprocessed_path), ("qdq", int8_path)):
+            augmented = workdir / f"{label}_activations.onnx"
+            with quiet():
+                modify_model_output_intermediate_tensors(str(model_path), str(augmented))
+                activations[label] = collect_activations(
+                    str(augmented), SampleReader(input_name, samples, on_sample=lambda: bar.update(1))
+                )
+            augmented.unlink()
+    matching = create_activation_matching(activations["qdq"], activations["float"])
+    matching = {
+        name: match
+        for name, match in matching.items()
+        if match.get("float") is not None and match.get("pre_qdq") is not None and match.get("post_qdq") is not None
+    }
+    cosines = compute_activation_error(matching, err_func=lambda a, b: cosine(_joined(a), _joined(b)))
+    sqnr = compute_activation_error(matching)
+    rows = []
+    for name in matching:
+        node = producers.get(name)
+        rows.append(
+            {
+                "tensor": name,
+                "node": node.name if node is not None else "(model input)",
+                "op_type": node.op_type if node is not None else "-",
+                "cosine": cosines[name]["xmodel_err"],
+                "sqnr_db": _finite(sqnr[name]["xmodel_err"]),
+                "qdq_sqnr_db": _finite(sqnr[name]["qdq_err"]),
+            }
+        )
+    rows.sort(key=lambda row: (row["cosine"], row["tensor"]))
+    return rows
+
+
+def _joined(arrays):
+    import numpy as np
+
+    return np.concatenate([np.asarray(a).ravel() for a in arrays])
+
+
+def _finite(value: float):
+    import math
+
+    return round(value, 3) if math.isfinite(value) else None

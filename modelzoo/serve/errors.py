@@ -1,0 +1,39 @@
+"""What a request can be refused for, each with its HTTP status; the message is the CLI's kind of one line."""
+
+from __future__ import annotations
+
+from modelzoo.core.errors import ZooError
+
+
+class RequestError(ZooError):
+    """A request the server cannot take as sent (no file, a malformed form or JSON body)."""
+
+    status = 400
+
+
+class PathRefused(RequestError):
+    """A server-side path outside the --allow-paths folders, or any path when there are none."""
+
+    status = 403
+
+
+class BodyTooLarge(RequestError):
+    """The request body is over --max-body."""
+
+    status = 413
+
+
+class UnsupportedBody(RequestError):
+    """Neither multipart/form-data nor JSON."""
+
+    status = 415
+
+
+class QueueFull(RequestError):
+    """The model's queue is full; the client should retry after `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

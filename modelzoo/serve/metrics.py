@@ -1,0 +1,149 @@
+"""The server's counters and latency histograms, rendered in the Prometheus text format (no client library)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+# Seconds; wide enough for a video clip on a CPU.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Histogram:
+    def __init__(self):
+        self.counts = [0] * len(BUCKETS)
+        self.total = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.total += 1
+        self.sum += seconds
+        for index, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                self.counts[index] += 1
+
+    def lines(self, name: str, labels: dict) -> list:
+        lines = [
+            f"{name}_bucket{_labels({**labels, 'le': _number(bound)})} {count}"
+            for bound, count in zip(BUCKETS, self.counts)
+        ]
+        lines.append(f"{name}_bucket{_labels({**labels, 'le': '+Inf'})} {self.total}")
+        lines.append(f"{name}_sum{_labels(labels)} {_number(self.sum)}")
+        lines.append(f"{name}_count{_labels(labels)} {self.total}")
+        return lines
+
+
+class Metrics:
+    """Request counts and latencies by route, inference latencies and queue rejections by model."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests = defaultdict(int)  # (method, route, status) -> count
+        self.request_seconds = defaultdict(Histogram)  # (method, route) -> Histogram
+        self.inference_seconds = defaultdict(Histogram)  # model -> Histogram
+        self.predictions = defaultdict(int)  # (model, outcome) -> count
+        self.rejected = defaultdict(int)  # model -> requests refused with 503
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[(method, route, str(status))] += 1
+            self.request_seconds[(method, route)].observe(seconds)
+
+    def observe_inference(self, model: str, seconds: float, ok: bool) -> None:
+        with self._lock:
+            self.inference_seconds[model].observe(seconds)
+            self.predictions[(model, "ok" if ok else "error")] += 1
+
+    def observe_rejected(self, model: str) -> None:
+        with self._lock:
+            self.rejected[model] += 1
+
+    def render(self, queues: dict) -> str:
+        """The text exposition; `queues` maps each served model to its InferenceQueue."""
+        out = []
+
+        def family(name: str, kind: str, help_text: str, lines: list) -> None:
+            out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines])
+
+        with self._lock:
+            family(
+                "zoo_http_requests_total",
+                "counter",
+                "HTTP requests answered, by method, route and status code.",
+                [
+                    f"zoo_http_requests_total{_labels({'method': m, 'route': r, 'status': s})} {n}"
+                    for (m, r, s), n in sorted(self.requests.items())
+                ],
+            )
+            family(
+                "zoo_http_request_duration_seconds",
+                "histogram",
+                "Time from the request's arrival to its response, by method and route.",
+                [
+                    line
+                    for (m, r), h in sorted(self.request_seconds.items())
+                    for line in h.lines("zoo_http_request_duration_seconds", {"method": m, "route": r})
+                ],
+            )
+            family(
+                "zoo_inference_duration_seconds",
+                "histogram",
+                "Time a prediction holds its model (decode, preprocess, inference, postprocess), by model.",
+                [
+                    line
+                    for model, h in sorted(self.inference_seconds.items())
+                    for line in h.lines("zoo_inference_duration_seconds", {"model": model})
+                ],
+            )
+            family(
+                "zoo_predictions_total",
+                "counter",
+                "Predictions run, by model and outcome.",
+                [
+                    f"zoo_predictions_total{_labels({'model': m, 'outcome': o})} {n}"
+                    for (m, o), n in sorted(self.predictions.items())
+                ],
+            )
+            family(
+                "zoo_queue_rejected_total",
+                "counter",
+                "Prediction requests refused with 503 because the model's queue was full.",
+                [
+                    f"zoo_queue_rejected_total{_labels({'model': m})} {self.rejected.get(m, 0)}"
+                    for m in sorted(set(self.rejected) | set(queues))
+                ],
+            )
+        states = {name: queue.state() for name, queue in sorted(queues.items())}
+        family(
+            "zoo_queue_depth",
+            "gauge",
+            "Prediction requests admitted and waiting for their model.",
+            [f"zoo_queue_depth{_labels({'model': m})} {s['waiting']}" for m, s in states.items()],
+        )
+        family(
+            "zoo_queue_limit",
+            "gauge",
+            "How many requests may wait for the model (zoo serve --queue).",
+            [f"zoo_queue_limit{_labels({'model': m})} {s['limit']}" for m, s in states.items()],
+        )
+        family(
+            "zoo_model_busy",
+            "gauge",
+            "1 while the model runs a prediction.",
+            [f"zoo_model_busy{_labels({'model': m})} {int(s['busy'])}" for m, s in states.items()],
+        )
+        return "\n".join(out) + "\n"
+
+
+def _labels(labels: dict) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items()) + "}"
+
+
+def _escape(value) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value))

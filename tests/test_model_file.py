@@ -1,0 +1,62 @@
+"""`--model FILE`: never combined with --weights, and an ONNX zoo converted from another architecture is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx_models import tiny_video_classifier
+from zoo_cli import invoke
+
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
+
+
+def _recorded_as(path, architecture: str | None):
+    """The tiny classifier, with the architecture zoo's converters record in the ONNX metadata."""
+    tiny_video_classifier(path)
+    if architecture is not None:
+        model = onnx.load(str(path))
+        onnx.helper.set_model_props(model, {"architecture": architecture, "num_classes": "400"})
+        onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path):
+    np.save(tmp_path / "clip.npy", np.zeros((3, 16, 112, 112), np.float32))
+    return tmp_path / "clip.npy"
+
+
+@pytest.mark.parametrize("weights", ["missing.pth", "real.pth"])
+def test_model_with_weights_is_an_error(capsys, tmp_path, clip, weights):
+    (tmp_path / "real.pth").write_bytes(b"PK")
+    model = _recorded_as(tmp_path / "r3d.onnx", "r3d_18")
+
+    result = invoke(capsys, "run", "r3d_18", clip, "--model", model, "--weights", tmp_path / weights)
+
+    result.assert_user_error("--model and --weights cannot be used together")
+
+
+def test_an_onnx_converted_from_another_architecture_is_refused(capsys, tmp_path, clip):
+    model = _recorded_as(tmp_path / "r3d.onnx", "r3d_18")
+
+    result = invoke(capsys, "run", "mc3_18", clip, "--model", model)
+
+    result.assert_user_error("r3d.onnx", "converted from a r3d_18 checkpoint, not mc3_18", "zoo run r3d_18")
+
+
+def test_the_same_check_guards_the_board_path(capsys, tmp_path):
+    model = _recorded_as(tmp_path / "r3d.onnx", "r3d_18")
+    invoke(capsys, "check", "r2plus1d_18", "--model", model).assert_user_error("not r2plus1d_18")
+
+
+def test_the_image_model_refuses_a_video_models_onnx(capsys, tmp_path):
+    model = _recorded_as(tmp_path / "mc3.onnx", "mc3_18")
+    invoke(capsys, "check", "resnet18", "--model", model).assert_user_error("converted from a mc3_18 checkpoint")
+
+
+@pytest.mark.parametrize("architecture", ["r3d_18", None])
+def test_its_own_or_an_unrecorded_architecture_runs(capsys, tmp_path, clip, architecture):
+    model = _recorded_as(tmp_path / "m.onnx", architecture)
+    result = invoke(capsys, "run", "r3d_18", clip, "--model", model)
+    assert result.code == 0, result.err

@@ -1,0 +1,206 @@
+"""`zoo quantize` and `--precision int8`: host INT8 calibrated on `zoo calib`'s samples, checked against
+fp32 independently of the zoo, cached so a second run does no work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_models import tiny_video_classifier
+from videos import write_video
+from zoo_cli import invoke
+
+
+def _moving(seed: int):
+    """Frames of smooth colour gradients sliding sideways: varied, like real footage, and seeded."""
+
+    def content(index: int, height: int, width: int) -> np.ndarray:
+        import cv2
+
+        small = np.random.default_rng(seed).integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        wide = cv2.resize(small, (width + 48, height), interpolation=cv2.INTER_CUBIC)
+        shift = (index * (seed % 3 + 1)) % 48
+        return np.ascontiguousarray(wide[:, shift : shift + width])
+
+    return content
+
+
+def _videos(folder: Path, seeds) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        write_video(folder / f"v{seed:03d}.avi", 36, 25, size=(171, 128), content=_moving(seed))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A tiny video classifier with R3D-18's interface, two calibration sets and held-out test clips."""
+    root = tmp_path_factory.mktemp("quantize")
+    model = tiny_video_classifier(root / "tiny.onnx")
+    return {
+        "root": root,
+        "model": model,
+        "videos": _videos(root / "videos", range(6)),
+        "other_videos": _videos(root / "other_videos", range(10, 14)),
+        "test_videos": _videos(root / "test_videos", range(20, 26)),
+    }
+
+
+def _calib(capsys, work, name: str, videos: str, clips: int = 2) -> Path:
+    target = work["root"] / name
+    if not target.exists():
+        result = invoke(capsys, "calib", "r3d_18", "--input", work[videos], "-o", target, "--clips", clips)
+        assert result.code == 0, result.err
+    return target
+
+
+def _quantize(capsys, work, calib: Path, *extra):
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", calib, "--json", *extra)
+    assert result.code == 0, result.err
+    return json.loads(result.out), result
+
+
+def _session(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _cosine(a, b) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_int8_logits_stay_within_cosine_099_of_fp32_with_the_same_top1(capsys, work):
+    calib = _calib(capsys, work, "calib", "videos")
+    report, _ = _quantize(capsys, work, calib)
+    fp32, int8 = _session(work["model"]), _session(report["int8_file"])
+    ops = {node.op_type for node in __import__("onnx").load(report["int8_file"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+    for video in sorted(work["test_videos"].iterdir()):  # clips the calibration never saw
+        clip = work["root"] / f"{video.stem}.npy"
+        assert invoke(capsys, "preprocess", "r3d_18", "--input", video, "-o", clip).code == 0
+        data = {"video": np.load(clip)}
+        a, b = fp32.run(None, data)[0], int8.run(None, data)[0]
+        assert _cosine(a, b) >= 0.99, video.name
+        assert int(np.argmax(a)) == int(np.argmax(b)), video.name
+
+
+def test_report_cosine_equals_one_computed_independently(capsys, work):
+    calib = _calib(capsys, work, "calib", "videos")
+    report, result = _quantize(capsys, work, calib)
+    files = sorted(calib.glob("*.npy"))
+    assert report["samples"] == len(files) == 12
+    fp32, int8 = _session(work["model"]), _session(report["int8_file"])
+    a = [fp32.run(None, {"video": np.load(f)})[0] for f in files]
+    b = [int8.run(None, {"video": np.load(f)})[0] for f in files]
+    (logits,) = report["outputs"]
+    assert logits["name"] == "logits"
+    assert logits["cosine"] == pytest.approx(_cosine(np.concatenate(a), np.concatenate(b)), abs=1e-9)
+    assert logits["min_sample_cosine"] == pytest.approx(min(_cosine(x, y) for x, y in zip(a, b)), abs=1e-9)
+    agree = sum(int(np.argmax(x) == np.argmax(y)) for x, y in zip(a, b))
+    assert report["top1_agreement"] == {"output": "logits", "agree": agree, "samples": 12, "fraction": agree / 12}
+
+    text = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", calib)
+    assert f"{logits['cosine']:.6f}" in text.out
+    assert f"Top-1 agreement with fp32 (logits): {agree}/12" in text.out
+
+
+def test_report_ranks_nodes_on_a_stated_number_of_samples(capsys, work):
+    calib = _calib(capsys, work, "calib", "videos")
+    report, _ = _quantize(capsys, work, calib, "--node-samples", "1")
+    assert report["node_samples"] == 1
+    nodes = report["nodes"]
+    assert {"conv", "relu", "fc"} & {n["node"] for n in nodes}
+    assert [n["cosine"] for n in nodes] == sorted(n["cosine"] for n in nodes)  # worst first
+    assert all(0.9 < n["cosine"] <= 1.0 + 1e-9 for n in nodes)
+    text = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", calib, "--node-samples", "1")
+    assert "on the first 1 calibration sample(s)" in text.out
+
+
+def test_a_second_identical_quantize_does_no_work(capsys, work, monkeypatch):
+    calib = _calib(capsys, work, "calib", "videos")
+    first, _ = _quantize(capsys, work, calib)
+    stamp = Path(first["int8_file"]).stat().st_mtime_ns
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("quantized or compared again")
+
+    import onnxruntime.quantization as ortq
+
+    from modelzoo.core.quantize import host, report
+
+    monkeypatch.setattr(ortq, "quantize_static", refuse)
+    monkeypatch.setattr(host, "quantize_onnx", refuse)
+    monkeypatch.setattr(host, "preprocess_onnx", refuse)
+    monkeypatch.setattr(report, "compare_outputs", refuse)
+    second, result = _quantize(capsys, work, calib)
+    assert second["cached"] is True and second["report_cached"] is True
+    assert second["int8_file"] == first["int8_file"]
+    assert second["outputs"] == first["outputs"]
+    assert Path(second["int8_file"]).stat().st_mtime_ns == stamp
+    assert "quantizing" not in result.err
+
+
+def test_another_calibration_set_or_method_gives_another_cache_entry(capsys, work):
+    first, _ = _quantize(capsys, work, _calib(capsys, work, "calib", "videos"))
+    other, _ = _quantize(capsys, work, _calib(capsys, work, "other_calib", "other_videos"))
+    entropy, _ = _quantize(capsys, work, _calib(capsys, work, "calib", "videos"), "--method", "entropy")
+    files = {first["int8_file"], other["int8_file"], entropy["int8_file"]}
+    assert len(files) == 3 and all(Path(f).is_file() for f in files)
+    assert other["cached"] is False and other["calibration"]["sha256"] != first["calibration"]["sha256"]
+    assert entropy["settings"]["method"] == "entropy"
+
+
+def test_calib_folder_of_videos_is_preprocessed_like_zoo_calib(capsys, work):
+    report, result = _quantize(capsys, work, work["other_videos"])
+    assert report["calibration"]["kind"] == "inputs"
+    assert report["samples"] == 4  # one clip per video, as `zoo calib` writes by default
+    assert report["outputs"][0]["cosine"] >= 0.99
+
+
+def test_output_copies_the_int8_model(capsys, work, tmp_path):
+    report, _ = _quantize(capsys, work, _calib(capsys, work, "calib", "videos"), "-o", tmp_path / "tiny_int8.onnx")
+    assert (tmp_path / "tiny_int8.onnx").read_bytes() == Path(report["int8_file"]).read_bytes()
+
+
+def test_run_precision_int8_fails_with_the_way_out_before_quantize_and_works_after(capsys, work):
+    clip = sorted(work["test_videos"].iterdir())[0]
+    before = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--precision", "int8")
+    before.assert_user_error("no INT8 model", "zoo calib r3d_18", f"zoo quantize r3d_18 --model {work['model']}")
+
+    report, _ = _quantize(capsys, work, _calib(capsys, work, "calib", "videos"))
+    after = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--precision", "int8", "--json")
+    assert after.code == 0, after.err
+    ran = json.loads(after.out)
+    assert ran["model_file"] == report["int8_file"]
+    fp32 = json.loads(invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--json").out)
+    assert ran["predictions"][0]["class_id"] == fp32["predictions"][0]["class_id"]
+
+
+def test_configured_calib_quantizes_on_first_use(capsys, work, tmp_path, monkeypatch):
+    calib = _calib(capsys, work, "calib", "videos")
+    (tmp_path / "zoo.yaml").write_text(f"models:\n  r3d_18:\n    calib: {calib}\n    precision: int8\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))  # nothing quantized yet
+    clip = sorted(work["test_videos"].iterdir())[0]
+    first = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--json")
+    assert first.code == 0, first.err
+    assert "quantizing tiny.onnx to INT8" in first.err
+    assert "-int8-" in json.loads(first.out)["model_file"]
+    second = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--json")
+    assert second.code == 0 and "quantizing" not in second.err
+
+
+def test_quantize_without_a_calibration_set_says_how_to_make_one(capsys, work):
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"])
+    result.assert_user_error("no calibration set", "zoo calib r3d_18", "--calib")
+
+
+def test_calibration_files_of_another_shape_are_refused(capsys, work, tmp_path):
+    np.save(tmp_path / "wrong.npy", np.zeros((1, 3, 8, 112, 112), np.float32))
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", tmp_path)
+    result.assert_user_error("wrong.npy", "float32 [1, 3, 16, 112, 112]", "zoo calib r3d_18")
