@@ -97,6 +97,50 @@ def file_stamp(path) -> dict | None:
     return {"size": stat.st_size, "mtime": round(stat.st_mtime, 6)}
 
 
+@dataclass
+class RunPlan:
+    """What every input of a run shares, checked once before any input is touched."""
+
+    model: object
+    options: dict
+    threads: int | None
+    backend_cls: type
+    inputs: list
+    model_file: Path
+
+
+def plan_run(request, inputs: list, registry, config, cache, *, log=None) -> RunPlan:
+    """Model, options, backend and inputs checked, then the model file made (a download or conversion
+    happens only for a run that can go ahead). Shared by every engine."""
+    from modelzoo.core import runner
+
+    model = registry.get_model(request.model)
+    options = runner.task_options(registry, model, config, request.options)
+    backend_cls = runner.pick_backend(
+        registry, model, config, cache, backend=request.backend, model_path=request.model_path,
+        weights=request.weights, options=request.backend_options, log=log,
+    )  # fmt: skip
+    inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
+    model_file = runner.resolve_model_file(
+        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
+        precision=request.precision, log=log,
+    )  # fmt: skip
+    return RunPlan(model, options, request.threads or config.threads, backend_cls, inputs, model_file)
+
+
+def pending_inputs(inputs: list, skip, summary: Summary) -> list:
+    """(path, stamp) of the inputs to run; those `skip` says are recorded already are counted as skipped."""
+    todo = []
+    for path in inputs:
+        stamp = file_stamp(path)
+        if skip is not None and skip(path, stamp):
+            summary.skipped += 1
+        else:
+            todo.append((path, stamp))
+    summary.total = len(inputs)
+    return todo
+
+
 def run_inputs(
     request, inputs: list, registry, config, cache, *, on_record, log=None, workers: int = 1, in_flight: int = 4,
     skip=None, summary: Summary | None = None,
@@ -110,32 +154,22 @@ def run_inputs(
     from modelzoo.core import runner
 
     summary = summary or Summary()
-    model = registry.get_model(request.model)
-    options = runner.task_options(registry, model, config, request.options)
-    threads = request.threads or config.threads
-    backend_cls = runner.pick_backend(
-        registry, model, config, cache, backend=request.backend, model_path=request.model_path,
-        weights=request.weights, options=request.backend_options, log=log,
-    )  # fmt: skip
-    inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
-    model_file = runner.resolve_model_file(
-        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
-        precision=request.precision, log=log,
-    )  # fmt: skip
+    plan = plan_run(request, inputs, registry, config, cache, log=log)
+    model, options, threads, backend_cls, model_file = (
+        plan.model,
+        plan.options,
+        plan.threads,
+        plan.backend_cls,
+        plan.model_file,
+    )
+    inputs = plan.inputs
     import numpy  # noqa: F401  (initialised once, before worker threads import it)
 
     started = time.perf_counter()
     backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
     load_ms = (time.perf_counter() - started) * 1000
 
-    todo = []
-    for path in inputs:
-        stamp = file_stamp(path)
-        if skip is not None and skip(path, stamp):
-            summary.skipped += 1
-        else:
-            todo.append((path, stamp))
-    summary.total = len(inputs)
+    todo = pending_inputs(inputs, skip, summary)
 
     def prepare(path):
         begun = time.perf_counter()

@@ -48,8 +48,7 @@ def run_inputs(
 
     `workers` is the local engine's; Ray sizes its tasks and actor pool by the cluster's CPUs.
     """
-    from modelzoo.core import runner
-    from modelzoo.core.pipeline import Summary, expand_inputs, file_stamp
+    from modelzoo.core.pipeline import Summary, pending_inputs, plan_run
 
     if request.save:
         raise InputError("--save writes one annotated file on this machine: leave out --engine ray")
@@ -57,27 +56,16 @@ def run_inputs(
     _check_reachable(address)  # a wrong address is a user error before any work (Ray itself retries for minutes)
     summary = summary or Summary()
     # The run itself is checked and its model file made on the driver, once, as the local engine does.
-    model = registry.get_model(request.model)
-    options = runner.task_options(registry, model, config, request.options)
-    threads = request.threads or config.threads
-    backend_cls = runner.pick_backend(
-        registry, model, config, cache, backend=request.backend, model_path=request.model_path,
-        weights=request.weights, options=request.backend_options, log=log,
-    )  # fmt: skip
-    inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
-    model_file = runner.resolve_model_file(
-        registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
-        precision=request.precision, log=log,
-    )  # fmt: skip
-
-    todo = []
-    for path in inputs:
-        stamp = file_stamp(path)
-        if skip is not None and skip(path, stamp):
-            summary.skipped += 1
-        else:
-            todo.append((path, stamp))
-    summary.total = len(inputs)
+    plan = plan_run(request, inputs, registry, config, cache, log=log)
+    model, options, threads, backend_cls, model_file = (
+        plan.model,
+        plan.options,
+        plan.threads,
+        plan.backend_cls,
+        plan.model_file,
+    )
+    inputs = plan.inputs
+    todo = pending_inputs(inputs, skip, summary)
     if not todo:
         return summary
 
