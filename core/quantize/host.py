@@ -1,18 +1,22 @@
 """Static INT8 quantization of a model's fp32 ONNX with onnxruntime, cached in the artifact cache.
 
-The recipe, chosen by measurement on this project's 2-core AVX2 host (no VNNI) with a random-weight
-R3D-18 calibrated on 32 synthetic clips and compared on 16 others (README, "INT8 on the host"):
+The recipe, chosen by measurement with onnxruntime 1.32 on this project's 2-core AVX2 host (AMD EPYC,
+no VNNI) with a random-weight R3D-18 (README, "INT8 on the host, and accuracy"):
 
 - onnxruntime's pre-processing first (`quant_pre_process`: symbolic shape inference, which needs
   sympy, and graph optimisation), so the quantizer sees fused, fully shaped nodes;
 - QDQ format; weights int8, symmetric, one scale per output channel;
-- activations uint8 (asymmetric): onnxruntime's CPU kernels are u8s8. With int8 activations it fused
-  only 8 of R3D-18's 20 3-D convolutions into QLinearConv (12 stayed float between
-  DequantizeLinear/QuantizeLinear) and ran 1.2x fp32; with uint8 all 20 fuse, the residual Adds
-  become QLinearAdd, and it ran 1.7x fp32 on a loaded host, more on an idle one (benchmarks/bench_int8.py);
+- activations uint8 (asymmetric): onnxruntime's x86 kernels are u8s8. With int8 activations (the
+  quantizer's default, per-channel or not) onnxruntime fused only 8 of R3D-18's 20 3-D convolutions
+  into QLinearConv, 12 stayed float between DequantizeLinear/QuantizeLinear, and it ran 1.2-1.3x fp32;
+  with uint8 all fuse and the residual Adds become QLinearAdd;
+- 3-D convolutions on at most 4 input channels (a video model's stem) stay fp32: QLinearConv took
+  127 ms there against the fp32 Conv's 55 ms on one core; the whole model went from 1.5x to 1.95x fp32
+  (2 threads). 2-D stems are faster in INT8 (resnet18: 2.3 against 2.8 ms) and are quantized;
 - no reduce_range: 7-bit weights lowered the logits cosine (0.99965 against 0.99986 at 8 bits);
-- calibration minmax by default: entropy and percentile gave the same logits cosine (0.99986) and
-  Top-1 agreement, and calibrate 3-5x slower; both are there (`--method`) for real data with outliers.
+- calibration minmax by default: on 32 synthetic clips, compared on 16 others, entropy and percentile
+  gave the same logits cosine (0.99986) and Top-1 agreement and calibrate 3-5x slower; both are there
+  (`--method`) for real data with outliers.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class QuantizeSettings:
     weight_type: str = "int8"
     per_channel: bool = True
     reduce_range: bool = False
+    thin_3d_convs_fp32: bool = True  # see thin_3d_convs
     quant_format: str = "qdq"
     recipe: int = RECIPE
 
@@ -171,6 +176,7 @@ def _quantize_now(
         made_report = quantization_report(
             fp32_path, hit.path, preprocessed, samples, workdir, node_samples=node_samples, progress=progress
         )
+        kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
     made_report.update(
         {
             "model": name,
@@ -179,6 +185,7 @@ def _quantize_now(
             "int8_file": str(hit.path),
             "settings": settings.to_dict(),
             "calibration": calibration.to_dict(),
+            "kept_fp32_nodes": kept_fp32,
             "node_samples_requested": node_samples,
             "quantize_seconds": round(quantize_seconds, 3) if quantized_now else None,
             "onnxruntime": _ort_version(),
@@ -282,6 +289,11 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
     if Path(source) != Path(preprocessed):
         _copy_file(source, preprocessed)
     input_name = _input_name(preprocessed)
+    kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
+    if kept_fp32 and log:
+        log(
+            f"keeping {len(kept_fp32)} 3-D convolution(s) on few channels in fp32 (faster there): {', '.join(kept_fp32)}"
+        )
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     methods = {
         "minmax": CalibrationMethod.MinMax,
@@ -302,6 +314,7 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
                     activation_type=types[settings.activation_type],
                     weight_type=types[settings.weight_type],
                     calibrate_method=methods[settings.method],
+                    nodes_to_exclude=kept_fp32,
                     # Histogram methods keep every activation of the samples they are given at once:
                     # calibrating a few at a time bounds memory, with the same ranges.
                     extra_options={"CalibStridedMinMax": _stride(len(samples))},
@@ -313,6 +326,25 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
                 f"onnxruntime {ort.__version__} could not quantize {Path(fp32_path).name}: {exc}"
             ) from None
     return Path(target)
+
+
+def thin_3d_convs(onnx_path, most_channels: int = 4) -> list:
+    """Names of the 3-D convolutions that read at most `most_channels` channels per group (a video
+    model's stem). onnxruntime's QLinearConv is slower there than the fp32 Conv (R3D-18's stem, 3 input
+    channels, 3x7x7: 127 ms against 55 ms on one core), so they stay fp32; 2-D ones are faster in INT8."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "Conv"
+        and node.name
+        and len(node.input) > 1
+        and len(shapes.get(node.input[1], ())) == 5
+        and shapes[node.input[1]][1] <= most_channels
+    ]
 
 
 class SampleReader:
