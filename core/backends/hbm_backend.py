@@ -163,7 +163,7 @@ class HbmBackend(Backend):
                 "the .hbm does not match this model's preprocessing"
             )
         outputs = []
-        # Board models often give scores as [1, C, 1, 1] (D-Robotics' R3D-18 binding accepts any output
+        # Board models often give scores as [1, C, 1, 1] (D-Robotics' video sample's binding accepts any output
         # that squeezes to the class count): size-1 axes beyond the spec's output rank are dropped.
         rank = len(self.model.spec.output.shape) if self.model is not None else None
         for start in range(0, batch.shape[0], per_call):

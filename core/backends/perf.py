@@ -1,7 +1,7 @@
 """`hrt_model_exec perf`-style measurement with any backend: N threads share F frames of random input.
 
-A "frame" is what `hrt_model_exec` counts: one inference on one model input of batch 1 (for R3D-18
-a whole 16-frame clip [1,3,16,112,112], not a video frame). The rows have the board tool's
+A "frame" is what `hrt_model_exec` counts: one inference on one model input of batch 1 (for a video model
+with 16-frame clips, a whole clip [1,3,16,112,112], not a video frame). The rows have the board tool's
 columns, so host and board numbers read the same way: total latency is the sum of per-frame
 latencies, average latency is that over frames, and FPS is frames over wall time (which
 `hrt_model_exec` prints as roughly threads x 1000 / average latency). The threads of a row share

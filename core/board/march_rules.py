@@ -186,7 +186,7 @@ _POOL_5D_FIX = (
     "reshape to 4-D around it (fold T into the batch or channel axis) so the pooling runs as 2-D, "
     "or replace it by ReduceMean/ReduceMax when it covers whole axes"
 )
-# D-Robotics' words for its R3D-18 fix (docs/board.md, source R3D)
+# D-Robotics' words for the fix in its S100 video sample (docs/board.md, source R3D)
 PUBLISHED_FIX = "We replaced it with the 2D ReduceMean operator"
 
 
@@ -230,7 +230,7 @@ def nash_e() -> March:
                 "Reshape the 5-D [N,C,T,H,W] to 4-D [N,C,T*H,W], then ReduceMean (ReduceMax for max pooling) over "
                 "axes 2,3 with keepdims=1; also moves 5-D ReduceMean/Max/Min/Sum over axes 2,3,4 to 4-D",
                 reduce_in_4d,
-                source=f"zoo's default; the 2-D ReduceMean D-Robotics describes for R3D-18 on the S100: "
+                source=f"zoo's default; the 2-D ReduceMean D-Robotics describes for its S100 video sample: "
                 f"'{PUBLISHED_FIX}' (docs/board.md, R3D)",
             ),
             Rewrite(

@@ -1,6 +1,6 @@
 """ONNX rewrites that make a model acceptable to a board toolchain.
 
-The S100 toolchain rejects 5-D GlobalAveragePool. D-Robotics' R3D-18 sample replaced it "with the
+The S100 toolchain rejects 5-D GlobalAveragePool. D-Robotics' S100 video sample replaced it "with the
 2D ReduceMean operator" (docs/board.md, source R3D); the edited graph itself is not published.
 Two rewrites, both exact:
 

@@ -1,18 +1,18 @@
 """Static INT8 quantization of a model's fp32 ONNX with onnxruntime, cached in the artifact cache.
 
 The recipe, chosen by measurement with onnxruntime 1.32 on this project's 2-core AVX2 host (AMD EPYC,
-no VNNI) with a random-weight R3D-18 (README, "INT8 on the host, and accuracy"):
+no VNNI) with a random-weight 3-D video classifier (README, "INT8 on the host, and accuracy"):
 
 - onnxruntime's pre-processing first (`quant_pre_process`: symbolic shape inference, which needs
   sympy, and graph optimisation), so the quantizer sees fused, fully shaped nodes;
 - QDQ format; weights int8, symmetric, one scale per output channel;
 - activations uint8 (asymmetric): onnxruntime's x86 kernels are u8s8. With int8 activations (the
-  quantizer's default, per-channel or not) onnxruntime fused only 8 of R3D-18's 20 3-D convolutions
+  quantizer's default, per-channel or not) onnxruntime fused only 8 of the video classifier's 20 3-D convolutions
   into QLinearConv, 12 stayed float between DequantizeLinear/QuantizeLinear, and it ran 1.2-1.3x fp32;
   with uint8 all fuse and the residual Adds become QLinearAdd;
 - 3-D convolutions on at most 4 input channels (a video model's stem) stay fp32: QLinearConv took
   127 ms there against the fp32 Conv's 55 ms on one core; the whole model went from 1.5x to 1.95x fp32
-  (2 threads). 2-D stems are faster in INT8 (resnet18: 2.3 against 2.8 ms) and are quantized;
+  (2 threads). 2-D stems are faster in INT8 (a 2-D image classifier's: 2.3 against 2.8 ms) and are quantized;
 - no reduce_range: 7-bit weights lowered the logits cosine (0.99965 against 0.99986 at 8 bits);
 - calibration minmax by default: on 32 synthetic clips, compared on 16 others, entropy and percentile
   gave the same logits cosine (0.99986) and Top-1 agreement and calibrate 3-5x slower; both are there
@@ -330,7 +330,7 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
 
 def thin_3d_convs(onnx_path, most_channels: int = 4) -> list:
     """Names of the 3-D convolutions that read at most `most_channels` channels per group (a video
-    model's stem). onnxruntime's QLinearConv is slower there than the fp32 Conv (R3D-18's stem, 3 input
+    model's stem). onnxruntime's QLinearConv is slower there than the fp32 Conv (a video classifier's stem, 3 input
     channels, 3x7x7: 127 ms against 55 ms on one core), so they stay fp32; 2-D ones are faster in INT8."""
     import onnx
 

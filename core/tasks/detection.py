@@ -239,13 +239,9 @@ class Detector(Model):
 
     def host_image(self, batch):
         """Undo the scaling and normalization: the uint8 letterboxed images (NHWC, RGB) the batch holds."""
-        import numpy as np
+        from modelzoo.core.tasks.image_classification import unnormalized_images
 
-        pre = self.spec.preprocessing
-        mean = np.asarray(pre.mean, np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(pre.std, np.float32).reshape(1, 3, 1, 1)
-        pixels = np.rint((np.asarray(batch, np.float32) * std + mean) * 255.0)
-        return np.ascontiguousarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
+        return unnormalized_images(batch, self.spec.preprocessing.mean, self.spec.preprocessing.std)
 
     def check_onnx(self, onnx_model) -> None:
         """Refuse an ONNX whose input or output name or shape differs from the spec, saying what differs."""

@@ -107,13 +107,17 @@ class ImageClassifier(Model):
 
     def host_image(self, batch):
         """Undo the normalization: the exact uint8 crops the batch was made from (NHWC, RGB)."""
-        import numpy as np
+        return unnormalized_images(batch, self.spec.preprocessing.mean, self.spec.preprocessing.std)
 
-        pre = self.spec.preprocessing
-        mean = np.asarray(pre.mean, np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(pre.std, np.float32).reshape(1, 3, 1, 1)
-        pixels = np.rint((np.asarray(batch, np.float32) * std + mean) * 255.0)
-        return np.ascontiguousarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
+
+def unnormalized_images(batch, mean, std):
+    """The uint8 RGB images [K,H,W,3] a normalized float batch [K,3,H,W] was made from ((x * std + mean) * 255)."""
+    import numpy as np
+
+    mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    pixels = np.rint((np.asarray(batch, np.float32) * std + mean) * 255.0)
+    return np.ascontiguousarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
 
 
 def resized_size(height: int, width: int, resize) -> tuple:
