@@ -49,6 +49,20 @@ def _shape_differs(actual: list | None, expected: tuple) -> bool:
     return any(isinstance(a, int) and isinstance(e, int) and a != e for a, e in zip(actual, expected))
 
 
+def _value_problems(value, which: str, expected, model: str, verb: str) -> list:
+    """How one graph input or output differs from the spec's tensor: name, shape, dtype."""
+    problems = []
+    shape = value_shape(value)
+    if value.name != expected.name:
+        problems.append(f"its {which} is named {value.name!r}, not {expected.name!r}")
+    if _shape_differs(shape, expected.shape):
+        problems.append(
+            f"its {which} {value.name!r} is {_shape_text(shape)}, {model} {verb} {_shape_text(expected.shape)}"
+        )
+    problems.extend(_dtype_problem(value, which, expected.dtype))
+    return problems
+
+
 def interface_problems(onnx_model, spec) -> list:
     """What differs between the ONNX graph's input and first output and the spec's, one string each."""
     problems = []
@@ -57,28 +71,12 @@ def interface_problems(onnx_model, spec) -> list:
         names = ", ".join(repr(i.name) for i in inputs) or "none"
         problems.append(f"it has {len(inputs)} inputs ({names}), {spec.name} takes one ({spec.input.name!r})")
     else:
-        (value,) = inputs
-        shape = value_shape(value)
-        if value.name != spec.input.name:
-            problems.append(f"its input is named {value.name!r}, not {spec.input.name!r}")
-        if _shape_differs(shape, spec.input.shape):
-            problems.append(
-                f"its input {value.name!r} is {_shape_text(shape)}, {spec.name} takes {_shape_text(spec.input.shape)}"
-            )
-        problems.extend(_dtype_problem(value, "input", spec.input.dtype))
+        problems.extend(_value_problems(inputs[0], "input", spec.input, spec.name, "takes"))
     outputs = list(onnx_model.graph.output)
     if not outputs:
         problems.append("it has no output")
         return problems
-    value = outputs[0]
-    shape = value_shape(value)
-    if value.name != spec.output.name:
-        problems.append(f"its output is named {value.name!r}, not {spec.output.name!r}")
-    if _shape_differs(shape, spec.output.shape):
-        problems.append(
-            f"its output {value.name!r} is {_shape_text(shape)}, {spec.name} gives {_shape_text(spec.output.shape)}"
-        )
-    problems.extend(_dtype_problem(value, "output", spec.output.dtype))
+    problems.extend(_value_problems(outputs[0], "output", spec.output, spec.name, "gives"))
     return problems
 
 
