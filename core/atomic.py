@@ -1,9 +1,11 @@
 """Writing files so that readers see the old file or the whole new one, never half of it.
 
-The hidden temp files of writes in progress are listed in a registry, so that a signal handler can
-remove them with `remove_temporary_files()` before the process exits. Files that are meant to
-survive an interruption (a download's resumable `.part`) are listed too, so the interrupted
-message can say what was kept and what was removed (`interruption_report()`).
+`atomic_write` yields an open handle; `PendingFile` is for writers that open the file by name
+themselves (OpenCV's VideoWriter picks the container from the name's suffix, so that temp name
+keeps it). The hidden temp files of writes in progress are listed in a registry, so that a signal
+handler can remove them with `remove_temporary_files()` before the process exits. Files that are
+meant to survive an interruption (a download's resumable `.part`) are listed too, so the
+interrupted message can say what was kept and what was removed (`interruption_report()`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -58,6 +61,60 @@ def atomic_write(path, mode: str = "wb"):
             _live.discard(tmp)
 
 
+class PendingFile:
+    """A hidden temp file beside `target`, with the target's suffix, for a writer that opens it by name
+    (`.temp`): `commit()` renames it over the target, `discard()` removes it; as a context manager it
+    commits when the block succeeds. Registered like atomic_write's, so SIGTERM and Ctrl-C remove it."""
+
+    def __init__(self, target):
+        self.target = Path(target)
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = _create_temp(self.target, keep_suffix=True)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.target}: {exc.strerror}; choose another location") from None
+        os.close(fd)  # the name is reserved; the writer opens it itself
+        self.temp = Path(name)
+        self.done = False
+
+    def commit(self) -> Path:
+        """Flush the temp file to disk and rename it over the target."""
+        try:
+            with open(self.temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self.temp, self.target)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.target}: {exc.strerror or exc}; choose another location") from None
+        self._forget()
+        return self.target
+
+    def discard(self) -> None:
+        """Remove the temp file; the target keeps what it had."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+        self._forget()
+
+    def _forget(self) -> None:
+        self.done = True
+        with _live_lock:
+            _live.discard(str(self.temp))
+
+    def __enter__(self) -> PendingFile:
+        return self
+
+    def __exit__(self, kind, exc, _traceback) -> None:
+        if self.done:
+            return
+        if kind is None:
+            self.commit()
+            return
+        self.discard()
+        if issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            with _live_lock:
+                _interrupted.append(self.target)
+
+
 def remove_temporary_files() -> list[Path]:
     """Remove the temp files of this process's unfinished atomic writes; returns those removed.
 
@@ -102,18 +159,20 @@ def forget_interruptions() -> None:
         _interrupted.clear()
 
 
+_TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp(\.[^.]*)?")
+
+
 def _target_of(tmp: Path) -> Path:
-    """out.bin for the temp file .out.bin.<hex>.tmp."""
-    name = tmp.name
-    if name.startswith(".") and name.endswith(".tmp"):
-        name = name[1:-4].rsplit(".", 1)[0]
-    return tmp.with_name(name)
+    """out.bin for the temp file .out.bin.<hex>.tmp (or .out.mp4.<hex>.tmp.mp4 from PendingFile)."""
+    found = _TEMP_NAME.fullmatch(tmp.name)
+    return tmp.with_name(found["target"]) if found else tmp
 
 
-def _create_temp(path: Path) -> tuple[int, str]:
+def _create_temp(path: Path, keep_suffix: bool = False) -> tuple[int, str]:
     """Open a new hidden file beside `path`, registered before it exists so no signal can orphan it."""
     for _ in range(100):
-        tmp = str(path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp"))
+        tail = path.suffix if keep_suffix else ""
+        tmp = str(path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp{tail}"))
         with _live_lock:
             _live.add(tmp)
         try:

@@ -1,5 +1,5 @@
-"""The core's own plugin: the built-in tasks, backends and marches, and the default backend choice,
-through the same hooks as any other plugin."""
+"""The core's own plugin: the built-in tasks, backends and marches, the two generic forms of labelled
+set, and the default backend choice, through the same hooks as any other plugin."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ def zoo_register_marches(register):
     from modelzoo.core.board.march_rules import nash_e
 
     register(nash_e())
+
+
+@hookimpl
+def zoo_register_dataset_formats(register):
+    from modelzoo.core.accuracy.generic_formats import ClassFolders, PathLabelCsv
+
+    register(ClassFolders())
+    register(PathLabelCsv())
 
 
 @hookimpl(trylast=True)

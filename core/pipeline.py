@@ -106,12 +106,14 @@ class RunPlan:
     threads: int | None
     backend_cls: type
     inputs: list
-    model_file: Path
+    model_file: Path | None  # None: no input to run can be opened, so nothing was downloaded or converted
+    unusable: dict = field(default_factory=dict)  # input -> the ZooError that opening it raised
 
 
-def plan_run(request, inputs: list, registry, config, cache, *, log=None) -> RunPlan:
-    """Model, options, backend and inputs checked, then the model file made (a download or conversion
-    happens only for a run that can go ahead). Shared by every engine."""
+def plan_run(request, inputs: list, registry, config, cache, *, log=None, skip=None) -> RunPlan:
+    """Model, options, backend and inputs checked, then the model file made: only once an input to run
+    (not one `skip` leaves out) opens, so a run of unusable inputs downloads and converts nothing.
+    Shared by every engine."""
     from modelzoo.core import runner
 
     model = registry.get_model(request.model)
@@ -121,11 +123,43 @@ def plan_run(request, inputs: list, registry, config, cache, *, log=None) -> Run
         weights=request.weights, options=request.backend_options, log=log,
     )  # fmt: skip
     inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
+    runnable, unusable = _first_usable(registry, model, inputs, skip)
+    threads = request.threads or config.threads
+    if not runnable:
+        return RunPlan(model, options, threads, backend_cls, inputs, None, unusable)
     model_file = runner.resolve_model_file(
         registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
-        precision=request.precision, log=log,
+        precision=request.precision, log=log, force=request.force,
     )  # fmt: skip
-    return RunPlan(model, options, request.threads or config.threads, backend_cls, inputs, model_file)
+    return RunPlan(model, options, threads, backend_cls, inputs, model_file, unusable)
+
+
+def _first_usable(registry, model, inputs: list, skip) -> tuple[bool, dict]:
+    """Open the inputs to run, in order, until one opens (the check a single run makes before any
+    download: a video's first frame read, an image decoded, a .npy validated). Returns whether one
+    did, and the errors of those that did not. Usually the first input opens: one extra open."""
+    from modelzoo.core import runner
+
+    unusable = {}
+    for path in inputs:
+        if skip is not None and skip(path, file_stamp(path)):
+            continue
+        try:
+            runner.open_source(registry, model, path)
+        except ZooError as exc:
+            unusable[path] = exc
+            continue
+        return True, unusable
+    return False, unusable
+
+
+def record_unusable(plan: RunPlan, todo: list, summary: Summary, on_record) -> None:
+    """A run with no input that opens: each input to run gets its error record (the model never loaded)."""
+    for path, stamp in todo:
+        error = plan.unusable.get(path)
+        record = {"model": plan.model.name, "input": str(path), "error": str(error), "source": stamp}
+        summary.failed += 1
+        on_record(record, None)
 
 
 def pending_inputs(inputs: list, skip, summary: Summary) -> list:
@@ -154,7 +188,7 @@ def run_inputs(
     from modelzoo.core import runner
 
     summary = summary or Summary()
-    plan = plan_run(request, inputs, registry, config, cache, log=log)
+    plan = plan_run(request, inputs, registry, config, cache, log=log, skip=skip)
     model, options, threads, backend_cls, model_file = (
         plan.model,
         plan.options,
@@ -162,16 +196,21 @@ def run_inputs(
         plan.backend_cls,
         plan.model_file,
     )
-    inputs = plan.inputs
+    todo = pending_inputs(plan.inputs, skip, summary)
+    if model_file is None:
+        if todo and log:
+            log(f"none of the {len(todo)} input(s) can be opened: the model was not loaded")
+        record_unusable(plan, todo, summary, on_record)
+        return summary
     import numpy  # noqa: F401  (initialised once, before worker threads import it)
 
     started = time.perf_counter()
     backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
     load_ms = (time.perf_counter() - started) * 1000
 
-    todo = pending_inputs(inputs, skip, summary)
-
     def prepare(path):
+        if path in plan.unusable:  # found unusable by the plan's check: not opened twice
+            raise plan.unusable[path]
         begun = time.perf_counter()
         source = runner.open_source(registry, model, path)
         tensor = runner.preprocess_source(model, source, options)

@@ -26,6 +26,7 @@ class RunRequest:
     backend_options: dict = field(default_factory=dict)
     precision: str | None = None  # "fp32" or "int8"; None: zoo.yaml's, else fp32
     save: str | None = None  # write the input annotated with the result here
+    force: bool = False  # run a --model ONNX that records another architecture, with a warning
 
 
 @dataclass
@@ -85,6 +86,18 @@ def open_source(registry, model, input_path):
         return registry.task_of(model).open_input(input_path, model.spec)
 
 
+def check_save(registry, model, source, path) -> None:
+    """Refuse a --save target before any download or inference: the task cannot draw its results, or its
+    own `check_save(path, source)` (the formats it writes, the inputs it draws on) refuses it."""
+    from modelzoo.core.contract.task import Task
+
+    task = registry.task_of(model)
+    if type(task).save_annotated is Task.save_annotated:
+        raise InputError(f"--save is not supported for {task.name} models: they draw nothing on the input")
+    with blamed_on(model.plugin, f"checking --save for {model.name}"):
+        task.check_save(Path(path), source)
+
+
 def preprocess_source(model, source, options: dict):
     """The model's preprocessing, checked against the spec's input."""
     spec = model.spec
@@ -131,16 +144,18 @@ def pick_backend(
 
 
 def resolve_model_file(
-    registry, model, backend_cls, config, cache, *, model_path=None, weights=None, precision=None, log=None
-) -> Path:
+    registry, model, backend_cls, config, cache, *, model_path=None, weights=None, precision=None, log=None,
+    force=False,
+) -> Path:  # fmt: skip
     """--model FILE, else the backend's own default (e.g. a fetched .hbm), else ONNX from the weights;
-    with precision int8, the host-quantized ONNX of that file."""
+    with precision int8, the host-quantized ONNX of that file. `force` runs a --model file recorded as
+    another architecture's, with a warning."""
     precision = resolve_precision(config, model, precision)
     if model_path:
-        path = existing_model_file(model_path, model=model, weights=weights)
+        path = user_model_file(model, model_path, weights=weights, force=force, log=log)
     else:
         chosen = weights or custom_weights_chosen(model, cache)  # converted weights, never a prebuilt file, then
-        default = None if chosen or precision != "fp32" else backend_cls.default_model(model, cache)
+        default = None if chosen else backend_cls.default_model(model, cache)
         path = Path(default) if default is not None else converted_onnx(model, registry, config, cache, weights, log)[0]
     if precision == "fp32":
         return path
@@ -149,6 +164,20 @@ def resolve_model_file(
     from modelzoo.core.quantize.host import quantized_model_file
 
     return quantized_model_file(registry, model, config, cache, path, log=log)
+
+
+def user_model_file(model, model_path, *, weights=None, force=False, log=None) -> Path:
+    """The --model file, checked to be `model`'s; with `force`, a file recorded as another
+    architecture's is run anyway and the refusal becomes a warning."""
+    path = existing_model_file(model_path, weights=weights)  # it exists, and not with --weights
+    try:
+        existing_model_file(path, model=model)  # only the architecture the file records is left to check
+    except InputError as exc:
+        if not force:
+            raise InputError(f"{exc}; --force runs it anyway") from None
+        if log:
+            log(f"warning: {exc} (running it anyway: --force)")
+    return path
 
 
 def custom_weights_chosen(model, cache) -> bool:
@@ -189,9 +218,11 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
         weights=request.weights, options=request.backend_options, log=log,
     )  # fmt: skip
     source = open_source(registry, model, request.input)  # a bad input fails before any download
+    if request.save:
+        check_save(registry, model, source, request.save)  # and a --save the task cannot write
     model_file = resolve_model_file(
         registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
-        precision=request.precision, log=log,
+        precision=request.precision, log=log, force=request.force,
     )  # fmt: skip
     key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
     cached = loaded.get(key) if loaded is not None else None

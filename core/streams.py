@@ -6,6 +6,9 @@ Frames are read on the calling thread and resampled to the model's rate with the
 inference thread through a one-window slot: when inference falls behind, the waiting window is
 replaced by the newer one and counted as dropped, so nothing queues however long the lag.
 
+`StreamHooks` let another caller than the CLI (`zoo serve`) stop a stream, see each frame, share a
+loaded backend and take turns with other users of it; the CLI passes none.
+
 Frame times come from the stream's declared rate (index / fps), not the wall clock: network bursts
 (buffered frames arriving at once) do not change which frames a window takes. A stream whose frames
 arrive at another rate than it declares (some MJPEG cameras) gets a warning.
@@ -15,11 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +56,17 @@ class StreamOptions:
     reconnect: int = DEFAULT_RECONNECT  # attempts after a network stream drops, before giving up
     save_video: str | None = None  # write the frames with the current result drawn here
     stream_flag: bool = False  # --stream: a file is played as a stream
+
+
+@dataclass
+class StreamHooks:
+    """What a long-running caller (`zoo serve`) plugs into `run_stream`; every hook is optional."""
+
+    stop: threading.Event | None = None  # once set, the stream ends at its next frame or reconnect wait
+    on_start: Callable | None = None  # (summary) once the stream is open and the model loaded; the summary is live
+    on_frame: Callable | None = None  # (frame_bgr, latest task result or None) per frame read, on the reading thread
+    loaded: dict | None = None  # backends already loaded, as `runner.run`'s `loaded`: reused and filled in
+    turn: Callable | None = None  # () -> a context manager held around the model's load and each window's inference
 
 
 @dataclass
@@ -210,8 +224,9 @@ class FrameReader:
     network streams; `segment` grows by one at each reconnection, `index` counts from 0 in each segment.
     After the frames end, `end` and `lost` say why."""
 
-    def __init__(self, target: str, kind: str, *, reconnect: int, log=None):
+    def __init__(self, target: str, kind: str, *, reconnect: int, log=None, stop: threading.Event | None = None):
         self.target, self.kind, self.reconnect, self.log = str(target), kind, reconnect, log
+        self.stop = stop
         self.paced = kind == "file"  # --stream FILE plays at the file's rate
         self.frames_read = 0
         self.reconnects = 0
@@ -267,6 +282,8 @@ class FrameReader:
         attempts = 0
         warned_rate = False
         while True:
+            if self._stopped():
+                return
             asked = time.perf_counter()
             ok, frame = self.capture.read()
             now = time.perf_counter()
@@ -279,7 +296,7 @@ class FrameReader:
                 if self.paced and self.fps:
                     due = started + index / self.fps
                     if due > now:
-                        time.sleep(due - now)
+                        self._sleep(due - now)
                         now = time.perf_counter()
                 t = offset + (index / self.fps if self.fps else now - segment_started)
                 self.frames_read += 1
@@ -314,7 +331,9 @@ class FrameReader:
                 self.reconnects += 1
                 if self.log:
                     self.log(f"warning: {self.target}: {why}; reconnecting ({attempts}/{self.reconnect})")
-                time.sleep(RECONNECT_DELAY_S * attempts)
+                self._sleep(RECONNECT_DELAY_S * attempts)
+                if self._stopped():
+                    return
                 self.capture = self._open()
             if self.capture is None:
                 tried = f"{self.reconnect} reconnect attempt(s) failed" if self.reconnect else "--reconnect 0"
@@ -326,6 +345,18 @@ class FrameReader:
             offset = (now - started) if started is not None else 0.0
             segment_started = None
 
+    def _stopped(self) -> bool:
+        if self.stop is None or not self.stop.is_set():
+            return False
+        self.end = "stopped"
+        return True
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop is None:
+            time.sleep(seconds)
+        else:
+            self.stop.wait(seconds)
+
     def release(self) -> None:
         if self.capture is not None:
             self.capture.release()
@@ -334,17 +365,18 @@ class FrameReader:
 
 class AnnotatedVideo:
     """--save-video: frames with the current result drawn, written with mp4v to a hidden temp file
-    beside the target and renamed over it when done, so the target is never half-written."""
+    beside the target (core/atomic's PendingFile: OpenCV picks the container from the name's suffix,
+    which it keeps) and renamed over it when done, so the target is never half-written."""
 
     def __init__(self, path, fps: float | None, draw):
+        from modelzoo.core.atomic import PendingFile
+
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"--save-video {self.path}: write a {' or '.join(VIDEO_SUFFIXES)} file")
         self.fps = fps or 25.0
         self.draw = draw  # (frame_bgr, result) -> frame_bgr
-        # OpenCV picks the container from the name's suffix, so the temp file keeps it
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.urandom(6).hex()}.tmp{self.path.suffix}")
-        _temp_files(add=self.tmp)
+        self.pending = PendingFile(self.path)
         self.writer = None
         self.count = 0
 
@@ -354,15 +386,13 @@ class AnnotatedVideo:
         cv2 = opencv()
         if self.writer is None:
             height, width = frame_bgr.shape[:2]
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot write {self.path}: {exc.strerror}; choose another location") from None
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self.writer = cv2.VideoWriter(str(self.pending.temp), fourcc, self.fps, (width, height))
             if not self.writer.isOpened():
                 self.discard()
-                reason = "OpenCV has no mp4v writer here, or the folder is read-only"
-                raise OutputError(f"cannot write {self.path}: {reason}")
+                raise OutputError(
+                    f"cannot write {self.path}: OpenCV has no mp4v writer here, or the folder is read-only"
+                )
         if result is not None:
             frame_bgr = self.draw(frame_bgr, result)
         self.writer.write(frame_bgr)
@@ -371,32 +401,17 @@ class AnnotatedVideo:
     def finish(self) -> Path | None:
         """Close and rename over the target; None when no frame was written."""
         if self.writer is None:
-            _temp_files(remove=self.tmp)
+            self.pending.discard()
             return None
         self.writer.release()
         self.writer = None
-        os.replace(self.tmp, self.path)
-        _temp_files(remove=self.tmp)
-        return self.path
+        return self.pending.commit()
 
     def discard(self) -> None:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
-        _temp_files(remove=self.tmp)
-
-
-def _temp_files(add=None, remove=None) -> None:
-    """List the video's temp file with atomic_write's own, so SIGTERM's handler removes it too."""
-    from modelzoo.core import atomic
-
-    with atomic._live_lock:
-        if add is not None:
-            atomic._live.add(str(add))
-        if remove is not None:
-            atomic._live.discard(str(remove))
+        self.pending.discard()
 
 
 def window_plan(model, task, options: StreamOptions) -> tuple:
@@ -436,11 +451,14 @@ def clip_transform(model):
     return None
 
 
-def run_stream(request, registry, config, cache, *, options: StreamOptions, on_record, log=None) -> StreamSummary:
-    """Run `request`'s model on the stream `request.input` until it ends, is lost, or Ctrl-C;
+def run_stream(
+    request, registry, config, cache, *, options: StreamOptions, on_record, log=None, hooks: StreamHooks | None = None
+) -> StreamSummary:
+    """Run `request`'s model on the stream `request.input` until it ends, is lost, is stopped or Ctrl-C;
     `on_record(record, run_result_or_None)` gets each window's record (from the inference thread)."""
     from modelzoo.core import runner
 
+    hooks = hooks or StreamHooks()
     model = registry.get_model(request.model)
     task = registry.task_of(model)
     if request.options.get("clips") is not None:
@@ -455,17 +473,15 @@ def run_stream(request, registry, config, cache, *, options: StreamOptions, on_r
     kind = stream_kind(request.input, options.stream_flag)
     reader = None
     try:
-        reader = FrameReader(request.input, kind, reconnect=options.reconnect, log=log)  # a bad input fails first
+        reader = FrameReader(request.input, kind, reconnect=options.reconnect, log=log, stop=hooks.stop)  # fails first
         model_file = runner.resolve_model_file(
             registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
-            precision=request.precision, log=log,
+            precision=request.precision, log=log, force=request.force,
         )  # fmt: skip
         import numpy  # noqa: F401  (initialised here, before the inference thread imports it)
 
-        started = time.perf_counter()
-        threads = request.threads or config.threads
-        backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
-        load_ms = (time.perf_counter() - started) * 1000
+        with hooks.turn() if hooks.turn else contextlib.nullcontext():
+            backend, load_ms = _backend(runner, backend_cls, model_file, model, config, cache, request, hooks.loaded)
     except BaseException:
         if reader is not None:
             reader.release()
@@ -479,14 +495,18 @@ def run_stream(request, registry, config, cache, *, options: StreamOptions, on_r
     inference = _Inference(
         runner, registry, model, request, backend, model_file, task_options, load_ms, log,
         prepare=_preparer(runner, model, task_options, mode, transform, str(request.input)),
-        on_record=on_record, summary=StreamSummary(str(request.input)),
+        on_record=on_record, summary=StreamSummary(str(request.input)), turn=hooks.turn,
     )  # fmt: skip
     windows = ClipWindows(clip_len, stride, transform or _to_rgb) if mode == "clips" else None
     finished = False
     inference.start()
     try:
-        _read(reader, windows, target_fps, inference, video)
+        if hooks.on_start is not None:
+            hooks.on_start(inference.summary)
+        _read(reader, windows, target_fps, inference, video, hooks.on_frame)
         inference.summary.end, inference.summary.lost = reader.end or "stopped", reader.lost
+        if hooks.stop is not None and hooks.stop.is_set():
+            inference.slot.close(discard=True)  # stopped on purpose: the waiting window is not wanted
         finished = True
     except KeyboardInterrupt:
         inference.summary.end, inference.summary.interrupted = "stopped (Ctrl-C)", True
@@ -509,8 +529,22 @@ def run_stream(request, registry, config, cache, *, options: StreamOptions, on_r
     return summary
 
 
-def _read(reader: FrameReader, windows: ClipWindows | None, target_fps, inference, video) -> None:
-    """The reading loop: resample, cut windows, offer them to inference, write the annotated frames."""
+def _backend(runner, backend_cls, model_file, model, config, cache, request, loaded) -> tuple:
+    """(backend, load_ms): the one in `loaded` under `runner.run`'s key when there is one, else loaded now."""
+    threads = request.threads or config.threads
+    key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
+    if loaded is not None and key in loaded:
+        return loaded[key], 0.0
+    started = time.perf_counter()
+    backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
+    if loaded is not None:
+        loaded[key] = backend
+    return backend, (time.perf_counter() - started) * 1000
+
+
+def _read(reader: FrameReader, windows: ClipWindows | None, target_fps, inference, video, on_frame=None) -> None:
+    """The reading loop: resample, cut windows, offer them to inference, write the annotated frames.
+    The summary's counters are kept current, for a caller watching it while the stream runs."""
     resampler = Resampler(reader.fps, target_fps)
     segment_now = 0
     next_index = 0
@@ -532,6 +566,11 @@ def _read(reader: FrameReader, windows: ClipWindows | None, target_fps, inferenc
                 frames, start_s, end_s, last = complete
                 inference.slot.offer(Window(next_index, frames, start_s, end_s, last))
                 next_index += 1
+        summary = inference.summary
+        summary.frames, summary.reconnects = reader.frames_read, reader.reconnects
+        summary.dropped = inference.slot.dropped
+        if on_frame is not None:
+            on_frame(frame, inference.current)
         if video is not None:
             video.write(frame, inference.current)
 
@@ -541,12 +580,13 @@ class _Inference:
 
     def __init__(
         self, runner, registry, model, request, backend, model_file, task_options, load_ms, log, *, prepare,
-        on_record, summary,
+        on_record, summary, turn=None,
     ):  # fmt: skip
         self.runner, self.registry, self.model, self.request = runner, registry, model, request
         self.backend, self.model_file, self.task_options = backend, model_file, task_options
         self.load_ms, self.log, self.prepare, self.on_record = load_ms, log, prepare, on_record
         self.summary = summary
+        self.turn = turn  # () -> context manager around each window's inference (a shared model's turn)
         self.slot = WindowSlot()
         self.current = None  # the latest result, drawn on the frames written to --save-video
         self.error = None  # an exception of the thread, raised again on the reading thread
@@ -568,7 +608,8 @@ class _Inference:
     def _loop(self) -> None:
         while (window := self.slot.take()) is not None:
             try:
-                record, result = self._run(window)
+                with self.turn() if self.turn else contextlib.nullcontext():
+                    record, result = self._run(window)
                 self.on_record(record, result)
             except BaseException as exc:  # a bug, or stdout closed: the stream stops and it is raised there
                 self.error = exc

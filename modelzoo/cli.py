@@ -6,6 +6,7 @@ batch run), 2 a user error, 70 an internal error (a bug), 130 interrupted (Ctrl-
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -13,13 +14,103 @@ import threading
 
 import click
 
-from modelzoo.session import Session
-
 _state = {"debug": False}
 INTERNAL_ERROR = 70  # EX_SOFTWARE: zoo itself failed; distinct from a user error (2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# zoo's own commands, name -> (module in modelzoo.commands, attribute, short help): `zoo --help` lists
+# them without importing any (tests/test_startup.py checks each short help against the command's own).
+COMMANDS = {
+    "list": ("models", "list_models", "List every model, what runs it here, and what is cached."),
+    "info": ("models", "info", "Show a model's specification, artifacts, accuracy and board performance."),
+    "plugins": ("models", "plugins", "List installed plugins with versions, hooks, models and load errors."),
+    "run": ("running", "run", "Run a model on inputs: decode, preprocess, infer, print each result and timings."),
+    "preprocess": ("running", "preprocess", "Write the exact float32 tensor `zoo run` would feed the model, e.g."),
+    "export": ("running", "export", "Convert the model's checkpoint to ONNX (no PyTorch needed)."),
+    "fetch": ("fetch", "fetch", "Download a model's weights (or prebuilt board model) into the cache and verify them."),
+    "cache": ("cache", "cache", "Manage the artifact cache ($ZOO_HOME, cache_dir in zoo.yaml, or the user cache dir)."),
+    "config": ("config", "config", "Show the active config file, where zoo looked, and each setting with its source."),
+    "patch": (
+        "board", "patch",
+        "Rewrite the ONNX graph so the board toolchain accepts it, and prove the outputs did not change.",
+    ),
+    "check": ("board", "check", "Lint the ONNX against the march's known constraints."),
+    "calib": (
+        "board", "calib",
+        "Write hb_compile calibration data: one float32 .npy per clip, exactly what `zoo run` feeds the model.",
+    ),
+    "compile": (
+        "board", "compile_model", "Patch, check and configure the model for hb_compile, then run it if it is on PATH."
+    ),
+    "perf": ("board", "perf", "Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend."),
+    "quantize": (
+        "quantize", "quantize",
+        "Quantize the model to INT8 for onnxruntime (static QDQ), and report how far it is from fp32.",
+    ),
+    "eval": (
+        "accuracy", "evaluate", "Measure Top-1, Top-5 and mean per-class accuracy on a labelled set, with the protocol used."
+    ),
+    "serve": (
+        "serve", "serve",
+        "Serve models over HTTP: JSON predictions (as `zoo run --json`), /metrics, and a web page at /.",
+    ),
+    "new-plugin": (
+        "scaffold", "new_plugin",
+        "Scaffold a model plugin NAME: pyproject with the entry point, a spec, a model class, and tests.",
+    ),
+}  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """zoo's own commands imported only when named, and plugins' (zoo_register_commands) loaded only when
+    needed: for the command list (`zoo --help`), a name that is not zoo's own, and `zoo plugins`
+    (which reports a plugin failing to add its commands). A plugin cannot take over a built-in name."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.builtins: dict = {}  # name -> imported built-in command
+        self.plugin_commands_loaded = False
+        self._listing = False
+
+    def list_commands(self, ctx) -> list:
+        self.load_plugin_commands()
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            self.load_plugin_commands()
+            return self.commands.get(name)
+        if name == "plugins":
+            self.load_plugin_commands()
+        if name not in self.builtins:
+            module, attribute, short_help = COMMANDS[name]
+            if self._listing:  # the list needs only the short help: no import
+                return click.Command(name, help=short_help)
+            self.builtins[name] = getattr(importlib.import_module(f"modelzoo.commands.{module}"), attribute)
+        return self.builtins[name]
+
+    def format_commands(self, ctx, formatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def load_plugin_commands(self) -> None:
+        """Plugins' subcommands, once per invocation; a plugin that fails is reported by `zoo plugins`."""
+        if self.plugin_commands_loaded:
+            return
+        self.plugin_commands_loaded = True
+        from modelzoo.core.contract.registry import get_registry
+
+        try:
+            get_registry().register_commands(self)
+        except Exception:  # the built-in commands must keep working whatever a plugin does
+            if _state["debug"]:
+                raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -31,36 +122,9 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: zoo itself failed; distinct from a user erro
 @click.pass_context
 def cli(ctx, config_path, debug):
     """modelzoo: run vision models from public checkpoints on any host, and take them to the RDK S100 board."""
+    from modelzoo.session import Session
+
     ctx.obj = Session(config_path)  # --debug itself is read by main(), wherever it stands
-
-
-def _add_commands() -> None:
-    from modelzoo.commands import accuracy, board, cache, config, fetch, models, quantize, running, scaffold, serve
-
-    for command in (
-        models.list_models,
-        models.info,
-        models.plugins,
-        running.run,
-        running.preprocess,
-        running.export,
-        fetch.fetch,
-        cache.cache,
-        config.config,
-        board.patch,
-        board.check,
-        board.calib,
-        board.compile_model,
-        board.perf,
-        quantize.quantize,
-        accuracy.evaluate,
-        serve.serve,
-        scaffold.new_plugin,
-    ):
-        cli.add_command(command)
-
-
-_add_commands()
 
 
 def main(argv=None) -> None:
@@ -83,12 +147,15 @@ def _main(args: list) -> None:
     from modelzoo.core.errors import ZooError
 
     forget_interruptions()  # what an interruption reports is this command's own
-    _plugin_commands()
+    cli.plugin_commands_loaded = False  # a long-lived process (tests) may have another registry by now
     try:
         code = cli.main(args=args, prog_name="zoo", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo(f"error: {_interrupted('interrupted')}", err=True)
         sys.exit(130)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # plain `zoo` (click >= 8.2): the help
+        click.echo(exc.format_message(), err=True)
+        sys.exit(2)
     except click.exceptions.UsageError as exc:
         hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
         click.echo(f"error: {exc.format_message().rstrip('.')}{hint}", err=True)
@@ -155,17 +222,6 @@ def _terminate(signum, frame) -> None:
         sys.stderr.flush()
     finally:
         os._exit(143)
-
-
-def _plugin_commands() -> None:
-    """Subcommands from plugins (zoo_register_commands); a plugin that fails is reported by `zoo plugins`."""
-    from modelzoo.core.contract.registry import get_registry
-
-    try:
-        get_registry().register_commands(cli)
-    except Exception:  # the built-in commands must keep working whatever a plugin does
-        if _state["debug"]:
-            raise
 
 
 def _fail(exc: BaseException, message: str, code: int) -> None:

@@ -6,8 +6,9 @@ import (`zoo list` imports every plugin): what needs numpy, OpenCV or onnx loads
 
 from __future__ import annotations
 
+from modelzoo.core.accuracy.formats import DatasetEntry, DatasetFormat, DatasetListing, csv_rows
 from modelzoo.core.backends.backend import Backend
-from modelzoo.core.board.march_rules import Finding, March, Rewrite, Rule
+from modelzoo.core.board.march_rules import PATCH_COMMAND, Finding, March, Rewrite, Rule
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION, hookimpl
 from modelzoo.core.contract.model import Model
 from modelzoo.core.contract.spec import Artifact, BoardPerf, Metric, ModelSpec, TensorSpec
@@ -35,6 +36,7 @@ from modelzoo.core.tasks.detection import (
     DetectionResult,
     DetectionTask,
     Detector,
+    DflHeads,
     decode_anchor_free,
     letterbox_tensor,
     nms_boxes,
@@ -56,6 +58,7 @@ __all__ = [
     "FRAMES",
     "HOOKSPEC_VERSION",
     "IMAGE",
+    "PATCH_COMMAND",
     "TENSOR",
     "VIDEO",
     "Artifact",
@@ -65,11 +68,15 @@ __all__ = [
     "CheckpointError",
     "ClassificationResult",
     "ConversionError",
+    "DatasetEntry",
+    "DatasetFormat",
+    "DatasetListing",
     "Detection",
     "DetectionPreprocessing",
     "DetectionResult",
     "DetectionTask",
     "Detector",
+    "DflHeads",
     "Finding",
     "GraphBuilder",
     "ImageClassificationTask",
@@ -95,6 +102,7 @@ __all__ = [
     "ZooError",
     "classification_table",
     "classify",
+    "csv_rows",
     "decode_anchor_free",
     "fold_batchnorm",
     "hb_compile_config",

@@ -116,3 +116,70 @@ def test_the_interruption_report_names_what_was_kept_and_what_was_removed(tmp_pa
     assert interruption_report() == ([part], [tmp_path / "model.onnx"])
     forget_interruptions()
     assert interruption_report() == ([], [])
+
+
+def test_a_pending_file_keeps_the_suffix_a_writer_needs_and_lands_whole(tmp_path):
+    """OpenCV's VideoWriter opens the file by name and picks the container from its suffix."""
+    import cv2
+    import numpy as np
+
+    from modelzoo.core.atomic import PendingFile
+
+    target = tmp_path / "clips" / "out.mp4"  # the folder is made
+    with PendingFile(target) as pending:
+        assert pending.temp.parent == target.parent and pending.temp.suffix == ".mp4"
+        assert pending.temp.name.startswith(".out.mp4.") and not target.exists()
+        writer = cv2.VideoWriter(str(pending.temp), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (32, 24))
+        assert writer.isOpened()
+        for value in range(5):
+            writer.write(np.full((24, 32, 3), value * 40, np.uint8))
+        writer.release()
+    assert os.listdir(target.parent) == ["out.mp4"]
+    capture = cv2.VideoCapture(str(target))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    capture.release()
+
+
+def test_a_pending_file_that_fails_or_is_discarded_leaves_the_old_file(tmp_path):
+    from modelzoo.core.atomic import PendingFile
+
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with PendingFile(target) as pending:
+            pending.temp.write_bytes(b"half")
+            raise RuntimeError("the writer failed")
+    pending = PendingFile(target)
+    pending.temp.write_bytes(b"half")
+    pending.discard()
+    assert os.listdir(tmp_path) == ["out.mp4"] and target.read_bytes() == b"old"
+    assert remove_temporary_files() == []  # nothing left registered
+
+
+def test_sigterm_removes_a_pending_file_and_the_report_names_its_target(tmp_path):
+    from modelzoo.core.atomic import PendingFile, forget_interruptions, interruption_report
+
+    forget_interruptions()
+    pending = PendingFile(tmp_path / "out.mp4")
+    pending.temp.write_bytes(b"half a video")
+
+    removed = remove_temporary_files()  # what the SIGTERM handler does
+
+    assert removed == [pending.temp] and os.listdir(tmp_path) == []
+    assert interruption_report(removed) == ([], [tmp_path / "out.mp4"])
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C inside the block: named as removed
+        with PendingFile(tmp_path / "other.avi"):
+            raise KeyboardInterrupt
+    assert interruption_report() == ([], [tmp_path / "other.avi"])
+    assert os.listdir(tmp_path) == []
+    forget_interruptions()
+
+
+def test_a_pending_file_in_an_unwritable_place_is_an_output_error(tmp_path):
+    from modelzoo.core.atomic import PendingFile
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        PendingFile(tmp_path / "file" / "out.mp4")
+    assert remove_temporary_files() == []

@@ -210,12 +210,12 @@ def test_a_file_that_is_not_npy_is_not_called_pickled(capsys, tmp_path, tiny_onn
 
 def test_an_internal_error_is_one_line_and_its_own_exit_code(capsys, monkeypatch):
     """A bug in zoo is not the user's error: one line, exit 70 (documented in the README), --debug shows more."""
-    from modelzoo.commands import models
+    from modelzoo.core.artifacts.cache import ArtifactCache
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(models, "_backends_here", broken)
+    monkeypatch.setattr(ArtifactCache, "__init__", broken)  # `zoo list` opens the cache
     result = invoke(capsys, "list")
     assert result.code == 70 and len(result.error_lines) == 1 and "Traceback" not in result.err
     assert result.error_lines[0].startswith("error: internal error: RuntimeError: a bug") and "--debug" in result.err
@@ -239,12 +239,35 @@ def test_a_cache_directory_that_is_a_file(capsys, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_with_nothing_half_written_says_so(capsys, monkeypatch):
-    from modelzoo.commands import models
+    from modelzoo.core.artifacts.cache import ArtifactCache
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "_backends_here", interrupted)
+    monkeypatch.setattr(ArtifactCache, "__init__", interrupted)
     result = invoke(capsys, "list")
     assert result.code == 130
     assert result.error_lines == ["error: interrupted; no file was left half-written"]
+
+
+def test_save_for_a_task_that_draws_nothing_is_refused_before_any_download(capsys, tmp_path, server):
+    from served_weights import gets, mc3_checkpoint_bytes, serve, write_clip, write_mirror_config
+
+    checkpoint = mc3_checkpoint_bytes()
+    write_mirror_config(tmp_path, serve(server, checkpoint), checkpoint)
+    result = invoke(capsys, "run", "mc3_18", write_clip(tmp_path / "clip.npy"), "--save", tmp_path / "out.jpg")
+    result.assert_user_error("--save is not supported for video-classification models")
+    assert gets(server) == 0 and not (tmp_path / "out.jpg").exists()
+
+
+def test_save_in_a_format_the_task_cannot_write_is_refused_before_the_model_file_is_looked_at(capsys, tmp_path):
+    """The detection task writes .jpg or .png: another suffix fails at once, before the (here missing) model
+    file is looked for, let alone loaded and run."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((48, 64, 3), 90, np.uint8))
+    result = invoke(
+        capsys, "run", "yolo11n", tmp_path / "photo.png", "--model", tmp_path / "no.onnx", "--save", tmp_path / "a.gif"
+    )
+    result.assert_user_error("--save", ".jpg or .png")
+    assert not (tmp_path / "a.gif").exists()

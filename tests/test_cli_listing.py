@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from zoo_cli import invoke
@@ -57,7 +58,8 @@ def test_plugins_lists_r3d_18_and_the_builtin_tasks(capsys):
     plugins = {p["name"]: p for p in json.loads(invoke(capsys, "plugins", "--json").out)}
     r3d = plugins["r3d_18"]
     assert r3d["error"] is None and r3d["models"] == ["r3d_18"] and r3d["version"]
-    assert r3d["hooks"] == ["zoo_register_models"]  # behaviour lives on the registered Model
+    assert "zoo_register_models" in r3d["hooks"]
+    assert all(h.startswith("zoo_register_") for h in r3d["hooks"])  # behaviour lives on registered objects
     builtin = plugins["modelzoo.core.builtin"]
     assert {"video-classification", "image-classification"} <= set(builtin["tasks"])
 
@@ -99,3 +101,61 @@ def test_list_says_what_is_cached_after_a_run(capsys, tmp_path):
     }
     table = invoke(capsys, "list").out
     assert "custom weights,onnx" in next(line for line in table.splitlines() if line.startswith("mc3_18"))
+
+
+def test_an_imported_onnx_is_shown_as_cached_until_it_is_gone(capsys, tmp_path):
+    import numpy as np
+    from detection_onnx import designed_detector
+
+    exported = designed_detector(tmp_path / "yolo11n.onnx", np.zeros((1, 84, 8400), np.float32))
+    before = json.loads(invoke(capsys, "info", "yolo11n", "--json").out)
+    assert before["cached"]["onnx"] is False and before["imported_onnx"] is None
+    assert "none cached; zoo cannot convert" in invoke(capsys, "info", "yolo11n").out
+
+    fetched = invoke(capsys, "fetch", "yolo11n", "--onnx", exported, "--json")
+    assert fetched.code == 0, fetched.err
+    cached_path = json.loads(fetched.out)["path"]
+    rows = {row["name"]: row for row in json.loads(invoke(capsys, "list", "--json").out)}
+    cached = rows["yolo11n"]["cached"]
+    assert cached["onnx"] is True and not cached["custom_weights"]
+    line = next(line for line in invoke(capsys, "list").out.splitlines() if line.startswith("yolo11n "))
+    assert line.rstrip().endswith("onnx (imported)")
+    info = json.loads(invoke(capsys, "info", "yolo11n", "--json").out)
+    assert info["cached"] == cached
+    assert info["imported_onnx"]["path"] == cached_path and info["imported_onnx"]["from"] == str(exported)
+    assert f"imported from {exported}" in invoke(capsys, "info", "yolo11n").out
+
+    Path(cached_path).unlink()  # gone from the cache: not shown as cached, and the text says what to do
+    rows = {row["name"]: row for row in json.loads(invoke(capsys, "list", "--json").out)}
+    assert rows["yolo11n"]["cached"]["onnx"] is False
+    text = invoke(capsys, "info", "yolo11n")
+    assert text.code == 0 and "no longer in the cache" in text.out and "zoo fetch yolo11n --onnx FILE" in text.out
+
+
+def test_info_shows_the_accuracy_zoo_eval_save_recorded(capsys, tmp_path):
+    import cv2
+    import numpy as np
+
+    from modelzoo import get_model
+    from modelzoo.testing import write_stand_in_onnx
+
+    model = write_stand_in_onnx(get_model("resnet18").spec, tmp_path / "stand_in.onnx")
+    rng = np.random.default_rng(0)
+    for folder in ("tench", "goldfish"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for k in range(2):
+            cv2.imwrite(str(tmp_path / "data" / folder / f"{k}.png"), rng.integers(0, 256, (40, 50, 3), np.uint8))
+    assert json.loads(invoke(capsys, "info", "resnet18", "--json").out)["measured"] == []
+    assert "none measured yet" in invoke(capsys, "info", "resnet18").out
+
+    evaluated = invoke(capsys, "eval", "resnet18", "--dataset", tmp_path / "data", "--model", model, "--save", "--json")
+    assert evaluated.code == 0, evaluated.err
+    (result,) = json.loads(evaluated.out)["results"]
+    info = json.loads(invoke(capsys, "info", "resnet18", "--json").out)
+    measured = {row["metric"]: row for row in info["measured"]}
+    assert measured["acc@1"]["value"] == result["acc@1"] and measured["acc@5"]["value"] == result["acc@5"]
+    assert measured["acc@1"]["measured"] is True and measured["acc@1"]["samples"] == 4
+    text = invoke(capsys, "info", "resnet18").out
+    assert "none measured yet" not in text
+    section = text.split("measured here")[1]
+    assert "acc@1" in section and "fp32" in section

@@ -88,6 +88,21 @@ def test_a_bad_input_is_refused_before_any_download(capsys, tmp_path, mirror, ma
     assert not list(_home().rglob("*.onnx"))  # nor a conversion
 
 
+def test_a_many_input_run_of_bad_inputs_makes_no_request(capsys, tmp_path, mirror):
+    """As a single run does: the inputs are checked before the weights are fetched or converted."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    bad = [make(folder) for make in (_text_named_mp4, _cut_video, _no_frames, _still_image)]
+
+    result = invoke(capsys, "run", "mc3_18", *bad, "--json")
+
+    assert result.code == 1, result.err  # each input has its failed record
+    records = [json.loads(line) for line in result.out.splitlines()]
+    assert [r["input"] for r in records] == [str(p) for p in bad] and all(r["error"] for r in records)
+    assert gets(mirror) == 0 and mirror.gets() == 0  # not one request
+    assert not list(_home().rglob("*.onnx"))  # nor a conversion
+
+
 # -- two cold processes ----------------------------------------------------------------------------
 
 

@@ -27,6 +27,25 @@ def test_repo_zoo_yaml_is_valid_and_states_the_defaults():
     assert config.model("r3d_18").weights_url is None
 
 
+def test_repo_zoo_yaml_documents_precision_and_calib_and_its_examples_work(tmp_path):
+    from modelzoo.core.contract.registry import get_registry
+    from modelzoo.core.quantize.host import configured_calibration_dir
+    from modelzoo.core.runner import resolve_precision
+
+    r3d = get_registry().get_model("r3d_18")
+    text = (REPO / "zoo.yaml").read_text()
+    shipped = load_config(REPO / "zoo.yaml")
+    assert resolve_precision(shipped, r3d, None) == "fp32" and configured_calibration_dir(shipped, "r3d_18") is None
+    # the values its comments suggest, set as they say
+    assert "e.g. `precision: int8`" in text and "e.g. `calib: calib`" in text
+    edited_text = text.replace("    precision: fp32\n", "    precision: int8\n")
+    (tmp_path / "zoo.yaml").write_text(edited_text.replace("    calib: null\n", "    calib: calib\n"))
+    edited = load_config(tmp_path / "zoo.yaml")
+    assert resolve_precision(edited, r3d, None) == "int8"
+    assert resolve_precision(edited, r3d, "fp32") == "fp32"  # --precision wins
+    assert configured_calibration_dir(edited, "r3d_18") == tmp_path / "calib"  # relative to the file
+
+
 def test_no_file_means_defaults():
     config = load_config()
     assert config.path is None and config.default_backend == "auto"

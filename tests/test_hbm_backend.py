@@ -153,6 +153,12 @@ def test_the_fake_runtime_uses_neither_zoo_nor_onnxruntime(tmp_path):
         runtime.run(np.zeros((1, 3, 16, 112, 112), np.float32), model_name="r3d_18")
         y, uv = np.zeros((1, 224, 224, 1), np.uint8), np.zeros((1, 112, 112, 2), np.uint8)
         runtime.run({{"resnet18_224x224_nv12": {{"data_y": y, "data_uv": uv}}}})
+        candidate = {{"level": 0, "row": 1, "col": 2, "ltrb": [1.5, 2.0, 0.25, 3.0]}}
+        for layout in ("split", "anchor_free"):
+            model = rt.detector_model(layout=layout, candidates=[candidate], size=(64, 64))
+            detector = rt.HB_HBMRuntime(str(rt.write_fake_hbm({str(tmp_path)!r} + "/d.hbm", models=[model])))
+            y, uv = np.zeros((1, 64, 64, 1), np.uint8), np.zeros((1, 32, 32, 2), np.uint8)
+            detector.run({{"images_y": y, "images_uv": uv}})
         print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
         """
     )
@@ -358,6 +364,12 @@ def test_hbm_files_zoo_cannot_run_give_one_error_line(capsys, fake_runtime, vide
 
     nv12 = rt.write_fake_hbm(tmp_path / "nv12.hbm", models=[rt.nv12_model(height=112, width=112)])
     invoke(capsys, "run", "r3d_18", video, "--model", nv12).assert_user_error("NV12", "r3d_18")
+
+    # another model's scores: checked from the output shapes when the file loads, not after inference
+    other = rt.write_fake_hbm(tmp_path / "other.hbm", classes=10, output_name="logits")
+    invoke(capsys, "run", "r3d_18", video, "--model", other).assert_user_error(
+        "other.hbm gives logits [1, 10]", "reads one output [1, 400]"
+    )
 
     assert all(not runtime.calls for runtime in rt.RUNTIMES)  # refused before any inference
 

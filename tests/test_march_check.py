@@ -52,6 +52,32 @@ def test_check_fails_before_the_patch_and_passes_after(capsys, tmp_path, tiny):
     assert "OK" in after.out
 
 
+def test_the_fix_names_the_patch_command_for_the_model_checked(tmp_path):
+    """The fix is a command a user can paste: the real model, the file it started from, the march."""
+    march = nash_e()
+    graph = pooling_graph("GlobalAveragePool", 5)
+    command = march.patch_command("mc3_18", model_path=tmp_path / "my model.onnx")
+    (finding,) = march.check(graph, patch_command=command)
+    assert f"run zoo patch mc3_18 --model '{tmp_path / 'my model.onnx'}' --march nash-e;" in finding.fix
+    assert "MODEL" not in finding.fix and "{" not in finding.fix
+
+    weighted = march.patch_command("r3d_18", weights="mine.pth")
+    assert weighted == "zoo patch r3d_18 --weights mine.pth --march nash-e"
+    (warning,) = march.check(pooling_graph("ReduceMean", 5, axes=[2, 3, 4]), patch_command=weighted)
+    assert warning.fix.startswith("run zoo patch r3d_18 --weights mine.pth --march nash-e (rewrite reduce_mean_4d)")
+    # without a model to name (a program linting a bare graph) the fix says MODEL, still a whole command
+    (bare,) = march.check(graph)
+    assert "run zoo patch MODEL --march nash-e;" in bare.fix
+
+
+def test_zoo_check_prints_the_real_patch_command(capsys, tiny):
+    result = invoke(capsys, "check", "mc3_18", "--model", tiny, "--json")
+    assert result.code == 1
+    (finding,) = json.loads(result.out)["findings"]
+    assert f"zoo patch mc3_18 --model {tiny} --march nash-e" in finding["fix"]
+    assert "MODEL" not in finding["fix"]
+
+
 def test_check_json(capsys, tiny):
     result = invoke(capsys, "check", "r3d_18", "--model", tiny, "--json")
     assert result.code == 1

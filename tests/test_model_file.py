@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -60,3 +62,34 @@ def test_its_own_or_an_unrecorded_architecture_runs(capsys, tmp_path, clip, arch
     model = _recorded_as(tmp_path / "m.onnx", architecture)
     result = invoke(capsys, "run", "r3d_18", clip, "--model", model)
     assert result.code == 0, result.err
+
+
+def test_force_runs_another_architectures_onnx_with_a_warning(capsys, tmp_path, clip):
+    model = _recorded_as(tmp_path / "r3d.onnx", "r3d_18")
+    refused = invoke(capsys, "run", "mc3_18", clip, "--model", model)
+    assert "--force runs it anyway" in refused.assert_user_error("converted from a r3d_18 checkpoint")
+
+    forced = invoke(capsys, "run", "mc3_18", clip, "--model", model, "--force", "--json")
+
+    assert forced.code == 0, forced.err
+    warnings = [line for line in forced.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "converted from a r3d_18 checkpoint, not mc3_18" in warnings[0]
+    assert "--force" in warnings[0] and not forced.error_lines
+    data = json.loads(forced.out)
+    own = json.loads(invoke(capsys, "run", "r3d_18", clip, "--model", model, "--json").out)
+    assert data["model"] == "mc3_18" and data["predictions"] == own["predictions"]  # the same file, as asked
+
+
+def test_force_covers_many_inputs_and_not_weights(capsys, tmp_path, clip):
+    model = _recorded_as(tmp_path / "r3d.onnx", "r3d_18")
+    other = tmp_path / "other.npy"
+    other.write_bytes(clip.read_bytes())
+    many = invoke(capsys, "run", "mc3_18", clip, other, "--model", model, "--json")
+    many.assert_user_error("converted from a r3d_18 checkpoint", "--force")
+    forced = invoke(capsys, "run", "mc3_18", clip, other, "--model", model, "--json", "--force")
+    assert forced.code == 0, forced.err
+    assert [json.loads(line)["model"] for line in forced.out.splitlines()] == ["mc3_18", "mc3_18"]
+
+    (tmp_path / "w.pth").write_bytes(b"PK")
+    both = invoke(capsys, "run", "mc3_18", clip, "--model", model, "--weights", tmp_path / "w.pth", "--force")
+    both.assert_user_error("--model and --weights cannot be used together")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from onnx_models import FAKES, tiny_video_classifier, zoo_onnx
@@ -227,3 +228,36 @@ def test_perf_help_says_what_a_frame_is(capsys):
     text = " ".join(result.out.split())
     assert "A frame is one inference" in text and "16-frame clip" in text
     assert "--precision [fp32|int8]" in text and "cores // threads" in text
+
+
+def test_perf_save_records_the_measured_rows_for_zoo_info(capsys, tmp_path, recorded_loads):
+    from modelzoo.core.accuracy.measured import measured_rows, measured_table
+    from modelzoo.core.artifacts.cache import ArtifactCache
+    from modelzoo.core.config import load_config
+
+    model = tiny_video_classifier(tmp_path / "tiny.onnx")
+    args = ["perf", "r3d_18", "--model", model, "--threads", "1,2", "--frames", "3"]
+    result = invoke(capsys, *args, "--save", "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    cache = ArtifactCache(load_config().cache_root())
+    rows = measured_rows(cache, "r3d_18")
+    assert data["saved"] == str(Path(cache.root) / "measured" / "r3d_18.json")
+    # two rows per thread count, each the number the run printed, with what makes it comparable
+    printed = {(r["threads"], "avg latency ms"): r["avg_latency_ms"] for r in data["rows"]}
+    printed.update({(r["threads"], "FPS"): r["fps"] for r in data["rows"]})
+    assert {(row["threads"], row["metric"]): row["value"] for row in rows} == printed
+    one = next(row for row in rows if row["threads"] == 1 and row["metric"] == "FPS")
+    assert one["measured"] is True and one["kind"] == "performance" and one["command"] == "zoo perf"
+    assert one["precision"] == "fp32" and one["backend"] == data["backend"] and one["model_file"] == str(model)
+    assert one["intra_op_threads"] == 2 and one["frames"] == 3  # the host has 2 cores: 1 thread x 2
+    assert one["protocol"] == "1 thread(s) x 2 intra-op thread(s), 3 frames of one inference each"
+    assert one["dataset"] == "random float32 input [1, 3, 16, 112, 112]"
+    assert one["tools"]["onnxruntime"] and one["host"]["name"] and one["date"]
+    assert "FPS" in measured_table(rows)
+
+    # a second run appends; the text output says where it went; without --save nothing is recorded
+    text = invoke(capsys, *args, "--save")
+    assert text.code == 0 and "recorded in" in text.err and "zoo info r3d_18" in text.err
+    assert len(measured_rows(cache, "r3d_18")) == 8
+    assert invoke(capsys, *args).code == 0 and len(measured_rows(cache, "r3d_18")) == 8

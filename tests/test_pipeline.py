@@ -132,3 +132,124 @@ def test_image_folders_take_images_only(capsys, tmp_path):
     result = invoke(capsys, "run", "resnet18", photos, "--model", stand_in, "--json")
     assert result.code == 0, result.err
     assert sorted(r["input"] for r in lines(result.out)) == [str(photos / "x.png"), str(photos / "y.jpg")]
+
+
+def test_a_run_whose_inputs_all_fail_records_each_and_loads_nothing(capsys, tmp_path, onnx_file):
+    (tmp_path / "notes.mp4").write_text("not a video")
+    np.save(tmp_path / "empty.npy", np.zeros((5, 0, 10, 3), np.uint8))
+    out = tmp_path / "out.jsonl"
+    inputs = [tmp_path / "notes.mp4", tmp_path / "empty.npy", tmp_path / "missing.avi"]
+
+    result = invoke(capsys, "run", "r3d_18", *inputs, "--model", onnx_file, "--json", "-o", out)
+
+    assert result.code == 1, result.err  # each input failed and has its record (README: exit 1)
+    records = lines(result.out)
+    assert [r["input"] for r in records] == [str(p) for p in inputs] and lines(out.read_text()) == records
+    assert "not a video" in records[0]["error"] and "empty array" in records[1]["error"]
+    assert "does not exist" in records[2]["error"]
+    assert "none of the 3 input(s) can be opened: the model was not loaded" in result.err
+    assert "summary: 0 done, 3 failed" in result.err
+
+
+def test_a_bad_first_input_does_not_keep_the_others_from_running(capsys, folder, onnx_file):
+    result = invoke(capsys, "run", "r3d_18", folder / "broken.mp4", folder / "a.avi", "--model", onnx_file, "--json")
+    assert result.code == 1, result.err
+    bad, good = lines(result.out)
+    assert bad["input"].endswith("broken.mp4") and "not a video" in bad["error"]
+    assert good["input"].endswith("a.avi") and good["predictions"] and good["timing_ms"]["load"] > 0
+
+
+class FakeTerminal:
+    """What RunProgress writes to: a terminal (isatty) or a log, with everything written kept."""
+
+    def __init__(self, tty: bool):
+        self.tty, self.written = tty, []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.written.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _record(summary, clock, progress, *, failed=False, seconds=1.0):
+    clock.now += seconds
+    if failed:
+        summary.failed += 1
+    else:
+        summary.done += 1
+    progress.update()
+
+
+def test_progress_on_a_terminal_is_one_line_redrawn_with_rate_and_eta():
+    from modelzoo.core.pipeline import Summary
+    from modelzoo.progress import RunProgress
+
+    terminal, clock = FakeTerminal(tty=True), Clock()
+    summary = Summary(total=6, skipped=1)  # 5 to run
+    progress = RunProgress(summary, terminal, clock=clock)
+    _record(summary, clock, progress, seconds=20.0)  # the model loaded first: not counted in the rate
+    assert terminal.written == ["\r[####................] 1/5 done, 0 failed, ETA ?"]
+    _record(summary, clock, progress, failed=True, seconds=2.0)
+    _record(summary, clock, progress, seconds=2.0)
+    assert terminal.written[-1] == "\r[############........] 3/5 done, 1 failed, 0.50 inputs/s, ETA 4 s"
+    assert "\n" not in "".join(terminal.written)  # one line, redrawn in place
+
+    width = len(terminal.written[-1]) - 1
+    progress.clear()  # before a record is printed on the terminal
+    assert terminal.written[-1] == "\r" + " " * width + "\r"
+    clock.now += 0.05
+    summary.done += 1
+    progress.update()  # the record printed, the line comes back at once
+    assert terminal.written[-1] == "\r[################....] 4/5 done, 1 failed, 0.74 inputs/s, ETA 1 s"
+    before = len(terminal.written)
+    clock.now += 0.05
+    summary.done += 1  # the last input: always drawn
+    progress.update()
+    assert terminal.written[before:] == ["\r[####################] 5/5 done, 1 failed, 0.98 inputs/s, ETA 0 s"]
+    progress.close()
+    assert terminal.written[-1] == "\r" + " " * (len(terminal.written[-2]) - 1) + "\r"  # the summary starts clean
+
+
+def test_progress_in_a_log_is_a_line_every_few_seconds():
+    from modelzoo.core.pipeline import Summary
+    from modelzoo.progress import LOG_EVERY, RunProgress
+
+    log, clock = FakeTerminal(tty=False), Clock()
+    summary = Summary(total=100)
+    progress = RunProgress(summary, log, clock=clock)
+    for _ in range(5):
+        _record(summary, clock, progress, seconds=0.5)
+    assert log.written == []  # 2.5 s: nothing yet
+    _record(summary, clock, progress, seconds=LOG_EVERY)
+    assert log.written == ["progress: 6/100 done, 0 failed, 1.00 inputs/s, ETA 1:34\n"]
+    for _ in range(94):
+        _record(summary, clock, progress, seconds=0.01)
+    assert len(log.written) == 1 and "\r" not in "".join(log.written)  # the end: the summary line says it
+    progress.close()
+    assert len(log.written) == 1
+
+
+def test_a_terminal_sees_the_progress_line_on_stderr_and_stdout_holds_only_json(capsys, monkeypatch, folder, onnx_file):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    result = invoke(capsys, "run", "r3d_18", folder, "--model", onnx_file, "--json")
+
+    assert result.code == 1
+    assert len(lines(result.out)) == 4 and "\r" not in result.out  # JSON Lines only
+    assert "\r[####################] 4/4 done, 1 failed" in result.err
+    last_line = result.err.rstrip("\n").split("\n")[-1]
+    assert last_line.split("\r")[-1].startswith("summary: 3 done, 1 failed")  # on a clean line
+    assert last_line.split("\r")[-2].strip() == ""

@@ -277,3 +277,63 @@ def test_real_r3d18_architecture_quantizes_within_cosine_099(tmp_path):
     assert len(convs) == 20 and [name for name, quantized in convs.items() if not quantized] == ["stem.0"]
     outputs, _ = compare_outputs(fp32, int8, samples[4:])  # clips calibration did not see
     assert outputs[0]["min_sample_cosine"] >= 0.99
+
+
+# -- detectors: the decode after the last weighted layer stays fp32 -------------------------------------------
+
+
+def test_the_float_tail_is_what_follows_the_last_weighted_layer(tmp_path):
+    import onnx
+    from detection_onnx import random_head
+
+    from modelzoo.core.quantize.host import float_tail_nodes, preprocess_onnx
+
+    detector = preprocess_onnx(random_head(tmp_path / "head.onnx"), tmp_path / "pre.onnx")
+    ops = {node.name: node.op_type for node in onnx.load(str(detector)).graph.node}
+    assert all(ops)  # onnxruntime's pre-processing leaves them unnamed; the quantizer excludes by name
+    # three strided convs, then reshapes, the concat of every candidate, sigmoid, and the scaling to pixels
+    assert sorted(ops[name] for name in float_tail_nodes(detector)) == [
+        "Concat", "Mul", "Reshape", "Reshape", "Reshape", "Sigmoid"
+    ]  # fmt: skip
+    assert float_tail_nodes(two_conv_video_classifier(tmp_path / "classifier.onnx")) == []  # it ends in Gemm
+
+
+def _box_iou(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union if union > 0 else 0.0
+
+
+def test_a_detector_imported_with_fetch_onnx_runs_in_int8_and_finds_what_fp32_finds(capsys, tmp_path):
+    """Issue #9: `zoo run yolo11n --precision int8` after `zoo fetch yolo11n --onnx` failed, and the INT8 model
+    found nothing: its last node holds box pixels (0..640) and class scores (0..1) under one INT8 scale."""
+    from detection_onnx import random_head
+    from test_detection import photo, save_png
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for seed in range(8):
+        save_png(images / f"p{seed}.png", photo(360 + 20 * seed, 480, seed=seed))
+    held_out = [save_png(tmp_path / f"test{seed}.png", photo(400, 520, seed=seed)) for seed in (20, 21)]
+    assert invoke(capsys, "fetch", "yolo11n", "--onnx", random_head(tmp_path / "yolo11n.onnx")).code == 0
+    calibrated = invoke(capsys, "calib", "yolo11n", "--input", images, "-o", tmp_path / "calib")
+    assert calibrated.code == 0, calibrated.err
+
+    made = invoke(capsys, "quantize", "yolo11n", "--calib", tmp_path / "calib", "--json")
+    assert made.code == 0, made.err
+    report = json.loads(made.out)
+    assert report["samples"] == 8 and report["float_tail_nodes"]
+
+    for image in held_out:
+        fp32 = invoke(capsys, "run", "yolo11n", image, "--json")
+        int8 = invoke(capsys, "run", "yolo11n", image, "--precision", "int8", "--json")
+        assert fp32.code == 0 and int8.code == 0, int8.err
+        assert json.loads(int8.out)["model_file"] == report["int8_file"]
+        expected, got = json.loads(fp32.out)["detections"], json.loads(int8.out)["detections"]
+        assert len(expected) >= 10 and len(got) >= 10
+        for detection in expected[:10]:  # fp32's best ten are found again: same class, same place, similar score
+            same = [g for g in got if g["class_id"] == detection["class_id"]]
+            best = max(same, key=lambda g: _box_iou(g["box"], detection["box"]), default=None)
+            assert best is not None and _box_iou(best["box"], detection["box"]) >= 0.5, detection
+            assert best["score"] == pytest.approx(detection["score"], abs=0.05)

@@ -338,6 +338,7 @@ def test_the_page_is_served_without_anything_from_elsewhere(stand_in):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
     assert "v1/models" in page and "predict" in page and "detections" in page and "<canvas" in page
+    assert "v1/streams" in page and "EventSource" in page and 'id="live-video"' in page  # the live view
     assert "http://" not in page and "https://" not in page and "src=" not in page.replace("video.src", "")
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
@@ -405,3 +406,12 @@ def test_zoo_serve_runs_a_real_server(stand_in, in_tmp_dir):
     output = (in_tmp_dir / "server.log").read_text()
     assert code == 0 and output.rstrip().endswith("zoo serve: stopped"), output  # SIGTERM is how a server ends
     assert "Traceback" not in output and "error:" not in output
+
+
+def test_a_port_in_use_is_one_error_line(stand_in, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke(capsys, "serve", "resnet18", "--model", stand_in, "--port", port)
+    result.assert_user_error(f"could not listen on 127.0.0.1 port {port}", "--port")

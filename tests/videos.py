@@ -44,3 +44,62 @@ def decode_all(path: Path) -> list:
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     capture.release()
     return frames
+
+
+def write_keyframed_video(
+    path: Path,
+    frames: int,
+    fps: int,
+    gop: int,
+    size=(160, 120),
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_format: str | None = None,
+    rotation: int | None = None,
+    options: dict | None = None,
+    timestamps=None,
+    colorspace: int | None = None,
+    content=frame_content,
+) -> Path:
+    """Write with PyAV, which sets the GOP (OpenCV's writer cannot): a keyframe every `gop` frames.
+
+    `timestamps(index)` gives each frame's pts in units of 1/fps (a variable frame rate when it skips);
+    `colorspace` tags the YUV matrix (FFmpeg's AVColorSpace: 1 is BT.709).
+    """
+    from fractions import Fraction
+
+    import av
+
+    width, height = size
+    params = {
+        "libx264": {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=none"},
+        "libx265": {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:log-level=none"},
+    }.get(codec, {"sc_threshold": "1000000000"})
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = width, height, pix_fmt, gop
+        stream.options = {**params, **(options or {})}
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        if colorspace is not None:
+            stream.codec_context.colorspace = colorspace
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(content(index, height, width), format="bgr24")
+            if colorspace is not None:
+                frame.colorspace = colorspace
+            if timestamps is not None:
+                frame.pts, frame.time_base = timestamps(index), Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return Path(path)
+
+
+def keyframe_indices(path: Path) -> list:
+    """Presentation-order indices of the keyframes, read from the container's packets with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    order = sorted(pts for pts, _ in packets)
+    return sorted(order.index(pts) for pts, key in packets if key)

@@ -292,42 +292,9 @@ def _protocol(registry, model, options, clips_source, samples: int, skipped: lis
 
 def environment(registry, model, variants) -> dict:
     """Tool versions, host and date, recorded with measured results."""
-    import os
-    import platform
-    from datetime import datetime, timezone
+    from modelzoo.core.accuracy.measured import measurement_environment
 
-    from modelzoo.core.version import dist_version, zoo_version
-
-    plugin = registry.plugins.get(model.plugin)
-    return {
-        "tools": {
-            "zoo": zoo_version(),
-            "plugin": f"{model.plugin} {plugin.version if plugin and plugin.version else 'dev'}",
-            "onnxruntime": dist_version("onnxruntime"),
-            "numpy": dist_version("numpy"),
-            "opencv": dist_version("opencv-python-headless") or dist_version("opencv-python"),
-            "python": platform.python_version(),
-        },
-        "backends": [variant.runner.describe() for variant in variants],
-        "host": {
-            "name": platform.node(),
-            "system": platform.platform(),
-            "cpu": _cpu_model() or platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
+    return measurement_environment(registry, model, [variant.runner.describe() for variant in variants])
 
 
 def _prefetched(items: list, prepare, workers: int, in_flight: int | None = None):

@@ -1,4 +1,5 @@
-"""Results measured on this machine (`zoo eval --save`), kept in the cache as one JSON file per model:
+"""Results measured on this machine (`zoo eval --save`, `zoo perf --save`), kept in the cache as one
+JSON file per model:
 
     <cache root>/measured/<model>.json     {"model": ..., "rows": [row, ...]}, oldest first
 
@@ -74,6 +75,78 @@ def evaluation_rows(evaluation) -> list:
                 }
             )
     return rows
+
+
+def perf_rows(environment: dict, rows: list, *, input_shape, backend: str, precision: str, model_file,
+              intra_op: dict) -> list:  # fmt: skip
+    """Two rows (average latency, FPS) per thread count of a `zoo perf` run; `rows` are its PerfRows,
+    `intra_op` the runtime threads each row's model had ({threads: n or None})."""
+    measured = []
+    for row in rows:
+        inner = intra_op.get(row.threads)
+        inside = f" x {inner} intra-op thread(s)" if inner else ""
+        for metric, value in (("avg latency ms", row.avg_latency_ms), ("FPS", row.fps)):
+            measured.append(
+                {
+                    "kind": "performance",
+                    "metric": metric,
+                    "value": round(value, 3),
+                    "threads": row.threads,
+                    "intra_op_threads": inner,
+                    "frames": row.frames,
+                    "dataset": f"random float32 input {list(input_shape)}",
+                    "protocol": f"{row.threads} thread(s){inside}, {row.frames} frames of one inference each",
+                    "samples": row.frames,
+                    "precision": precision,
+                    "backend": backend,
+                    "model_file": str(model_file),
+                    "tools": environment["tools"],
+                    "host": environment["host"],
+                    "date": environment["date"],
+                    "command": "zoo perf",
+                }
+            )
+    return measured
+
+
+def measurement_environment(registry, model, backends: list) -> dict:
+    """Tool versions, host and date, recorded with every measured row; `backends` as each describes itself."""
+    import os
+    import platform
+    from datetime import datetime, timezone
+
+    from modelzoo.core.version import dist_version, zoo_version
+
+    plugin = registry.plugins.get(model.plugin)
+    return {
+        "tools": {
+            "zoo": zoo_version(),
+            "plugin": f"{model.plugin} {plugin.version if plugin and plugin.version else 'dev'}",
+            "onnxruntime": dist_version("onnxruntime"),
+            "numpy": dist_version("numpy"),
+            "opencv": dist_version("opencv-python-headless") or dist_version("opencv-python"),
+            "python": platform.python_version(),
+        },
+        "backends": list(backends),
+        "host": {
+            "name": platform.node(),
+            "system": platform.platform(),
+            "cpu": _cpu_model() or platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
 
 
 def measured_table(rows: list) -> str:

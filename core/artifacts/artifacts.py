@@ -237,8 +237,16 @@ def existing_model_file(model_path, *, model=None, weights=None) -> Path:
     return path
 
 
+_CHECKED: set = set()  # (model, real path, size, mtime_ns) whose recorded architecture passed here
+
+
 def _check_recorded_model(model, path: Path) -> None:
-    """`model.check_onnx` on the file's graph (external weights not loaded)."""
+    """`model.check_onnx` on the file's graph (external weights not loaded), once per version of the file
+    in a process: loading a large graph costs ~0.2 s and its size in memory on every `zoo serve` request."""
+    stat = path.stat()
+    key = (model.name, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return
     import onnx
 
     from modelzoo.core.contract.registry import blamed_on
@@ -254,6 +262,7 @@ def _check_recorded_model(model, path: Path) -> None:
         raise
     except ZooError as exc:
         raise InputError(f"{path}: {exc}") from None
+    _CHECKED.add(key)  # only a passed check is remembered
 
 
 @dataclass(frozen=True)

@@ -120,12 +120,19 @@ class HbmBackend(Backend):
                     f"{self.model_path.name} takes {self.input_dtype} input, but zoo feeds the float32 tensor it "
                     "preprocesses; compile with input_type_rt featuremap and norm_type no_preprocess (see `zoo compile`)"
                 )
-        # The first output is the model's result: single-output models are what the zoo compiles.
-        self.output_name = next(iter(self.runtime.output_names[self.model_name]))
-        self.output_dtype = self.runtime.output_dtypes[self.model_name][self.output_name]
-        self.output_quant = (
-            (getattr(self.runtime, "output_quants", None) or {}).get(self.model_name, {}).get(self.output_name)
-        )
+        outputs = list(self.runtime.output_names[self.model_name])
+        out_shapes = {
+            name: tuple(int(d) for d in self.runtime.output_shapes[self.model_name][name]) for name in outputs
+        }
+        # The first output is the model's result when it has the spec's shape (extra outputs are ignored);
+        # otherwise the model reads them all (e.g. a detector's split head) or the file is refused here.
+        self.output_reader = _output_reader(model, self.model_path.name, out_shapes)
+        self.output_names = [outputs[0]] if self.output_reader is None else outputs
+        self.output_name = outputs[0]
+        quants = (getattr(self.runtime, "output_quants", None) or {}).get(self.model_name, {})
+        dtypes = self.runtime.output_dtypes[self.model_name]
+        self.output_dtype = {name: dtypes[name] for name in self.output_names}
+        self.output_quant = {name: quants.get(name) for name in self.output_names}
         # hbm_runtime takes scheduling as dicts keyed by model name, never bare values (docs/board.md).
         self.run_options = {}
         if priority is not None:
@@ -172,14 +179,20 @@ class HbmBackend(Backend):
                 result = self.runtime.run(feed, **self.run_options)
             except (TypeError, ValueError) as exc:
                 raise BackendError(f"hbm_runtime rejected the input for {self.model_path.name}: {exc}") from None
-            raw = result[self.model_name][self.output_name]
-            # dequantized before squeezing: the quant axis is the raw tensor's
-            values = dequantize(raw, self.output_quant, self.output_dtype)
-            values = values.reshape(per_call, *values.shape[1:])
-            if rank is not None and values.ndim > rank:
-                kept = [d for d in values.shape[1:] if d != 1]
-                if len(kept) == rank - 1:
-                    values = values.reshape(per_call, *kept)
+            # dequantized before reshaping: the quant axis is the raw tensor's
+            values = {
+                name: dequantize(result[self.model_name][name], self.output_quant[name], self.output_dtype[name])
+                for name in self.output_names
+            }
+            if self.output_reader is not None:
+                values = np.asarray(self.output_reader(values))
+            else:
+                values = values[self.output_names[0]]
+                values = values.reshape(per_call, *values.shape[1:])
+                if rank is not None and values.ndim > rank:
+                    kept = [d for d in values.shape[1:] if d != 1]
+                    if len(kept) == rank - 1:
+                        values = values.reshape(per_call, *kept)
             outputs.append(values.astype(np.float32, copy=False))
         return np.concatenate(outputs, axis=0)
 
@@ -207,6 +220,29 @@ def _nv12_pair(inputs: list, shapes: dict, dtypes: dict):
     if uv_shape[:3] != (n, h // 2, w // 2):
         return None
     return y, uv
+
+
+def _output_reader(model, where: str, shapes: dict):
+    """None when the first output is the spec's output (size-1 axes aside, as board models give scores as
+    [1, C, 1, 1]); else the model's reader for all the outputs, or a BackendError saying what differs."""
+    if model is None:
+        return None
+    wanted = model.spec.output.shape[1:]
+
+    def matches(dims) -> bool:
+        return len(dims) == len(wanted) and all(isinstance(w, str) or w == d for w, d in zip(wanted, dims))
+
+    first = next(iter(shapes.values()))[1:]
+    if matches(first) or matches([d for d in first if d != 1]):
+        return None
+    reader = getattr(model, "board_output_reader", None)
+    if reader is not None:
+        return reader(shapes, where)
+    found = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+    raise BackendError(
+        f"{where} gives {found}; {model.name} reads one output {[1, *model.spec.output.shape[1:]]}: "
+        "the .hbm was not compiled from this model's ONNX"
+    )
 
 
 def _probe_batch(model):

@@ -8,12 +8,15 @@ A rule is an "error" (the toolchain is known to reject it) or a "warning" (not k
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelzoo.core.graph.onnx_shapes import tensor_ranks
 
 SEVERITIES = ("error", "warning")
+# In a Rule's fix: stands for the command that patches the model being checked (see March.check).
+PATCH_COMMAND = "{zoo_patch}"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class Rule:
     """Nodes of `op_types` (with a first input of `rank`, when set) that the march's toolchain rejects
     (severity "error") or is not known to accept ("warning": reported, but `zoo check` still passes).
 
-    `rewrite` names a Rewrite of the same march that fixes it automatically.
+    `rewrite` names a Rewrite of the same march that fixes it automatically. `fix` may hold
+    PATCH_COMMAND, which `March.check` replaces by the `zoo patch` command for the model checked.
     """
 
     op_types: tuple
@@ -151,8 +155,21 @@ class March:
                 lines.append(f"    source: {r.source}")
         return "\n".join(lines if self.rewrites else [f"{self.name}: no graph rewrites"])
 
-    def check(self, model) -> list:
-        """Every node of the ONNX `model` that a rule rejects, in graph order."""
+    def patch_command(self, model_name: str, *, model_path=None, weights=None) -> str:
+        """The `zoo patch` command line for this march that starts from what was checked, as a user types it."""
+        words = ["zoo", "patch", model_name]
+        if model_path is not None:
+            words += ["--model", str(model_path)]
+        if weights is not None:
+            words += ["--weights", str(weights)]
+        return shlex.join([*words, "--march", self.name])
+
+    def check(self, model, patch_command: str | None = None) -> list:
+        """Every node of the ONNX `model` that a rule rejects, in graph order.
+
+        `patch_command` (see `patch_command()`) goes into the fixes that say to run `zoo patch`, so they
+        name the real model; without it they say MODEL."""
+        patch = patch_command or f"zoo patch MODEL --march {self.name}"
         watched = {op for rule in self.rules for op in rule.op_types}
         if not any(node.op_type in watched for node in model.graph.node):
             return []
@@ -177,7 +194,8 @@ class March:
                 continue
             for rule in self.rules:
                 if rule.matches(node.op_type, rank):
-                    findings.append(Finding(name, node.op_type, rule.message, rule.fix, rank, rule.severity))
+                    fix = rule.fix.replace(PATCH_COMMAND, patch)
+                    findings.append(Finding(name, node.op_type, rule.message, fix, rank, rule.severity))
                     break
         return findings
 
@@ -186,7 +204,7 @@ _POOL_5D_FIX = (
     "reshape to 4-D around it (fold T into the batch or channel axis) so the pooling runs as 2-D, "
     "or replace it by ReduceMean/ReduceMax when it covers whole axes"
 )
-# D-Robotics' words for the fix in its S100 video sample (docs/board.md, source R3D)
+# D-Robotics' words for the fix in its S100 video sample (docs/board.md, source VID)
 PUBLISHED_FIX = "We replaced it with the 2D ReduceMean operator"
 
 
@@ -203,8 +221,8 @@ def nash_e() -> March:
                 op_types=("GlobalAveragePool", "GlobalMaxPool"),
                 rank=5,
                 message="hb_compile for nash-e rejects 5-D global pooling",
-                fix="run `zoo patch MODEL`: Reshape [N,C,T,H,W] to 4-D [N,C,T*H,W], then ReduceMean (ReduceMax) "
-                "over axes 2,3, the 2-D ReduceMean D-Robotics describes",
+                fix=f"run {PATCH_COMMAND}; it reshapes [N,C,T,H,W] to 4-D [N,C,T*H,W], then ReduceMean "
+                "(ReduceMax) over axes 2,3, the 2-D ReduceMean D-Robotics describes",
                 rewrite="reduce_mean_4d",
             ),
             Rule(
@@ -218,8 +236,8 @@ def nash_e() -> March:
                 rank=5,
                 message="a 5-D reduction is not known to be accepted by hb_compile for nash-e "
                 "(D-Robotics' published fix uses a 2-D ReduceMean)",
-                fix="run `zoo patch MODEL` (rewrite reduce_mean_4d) to compute it on a 4-D Reshape when it reduces "
-                "axes 2,3,4; otherwise reshape to 4-D around it",
+                fix=f"run {PATCH_COMMAND} (rewrite reduce_mean_4d) to compute it on a 4-D Reshape when it "
+                "reduces axes 2,3,4; otherwise reshape to 4-D around it",
                 rewrite="reduce_mean_4d",
                 severity="warning",
             ),
@@ -231,7 +249,7 @@ def nash_e() -> March:
                 "axes 2,3 with keepdims=1; also moves 5-D ReduceMean/Max/Min/Sum over axes 2,3,4 to 4-D",
                 reduce_in_4d,
                 source=f"zoo's default; the 2-D ReduceMean D-Robotics describes for its S100 video sample: "
-                f"'{PUBLISHED_FIX}' (docs/board.md, R3D)",
+                f"'{PUBLISHED_FIX}' (docs/board.md, VID)",
             ),
             Rewrite(
                 "reduce_mean_5d",

@@ -2,8 +2,8 @@
 
 Registration hooks are broadcast: every plugin is called once at load with a `register` callback
 and may register zero, one or many objects. Behaviour lives on those objects (Model, Task,
-Backend, March), never in per-model hooks. `firstresult` remains only where plugins compete to
-pick one thing: which backend serves a run.
+Backend, March, DatasetFormat), never in per-model hooks. `firstresult` remains only where plugins
+compete to pick one thing: which backend serves a run.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     import click
 
+    from modelzoo.core.accuracy.formats import DatasetFormat
     from modelzoo.core.artifacts.cache import ArtifactCache
     from modelzoo.core.backends.backend import Backend
     from modelzoo.core.board.march_rules import March
@@ -63,6 +64,15 @@ def zoo_register_marches(register: Callable[[March], None]) -> None:
 
     :param register: call it with a March (name, rules, rewrites). Registering a name that exists
         adds the rules and rewrites to it, so a plugin can teach zoo a constraint of a known march.
+    """
+
+
+@hookspec
+def zoo_register_dataset_formats(register: Callable[[DatasetFormat], None]) -> None:
+    """Register kinds of labelled set ``zoo eval --dataset`` reads (a dataset's annotation file and layout).
+
+    :param register: call it with a DatasetFormat instance; its ``name`` is ``zoo eval --format NAME``.
+        It is checked at once, like a model. A format name registered twice keeps the first.
     """
 
 

@@ -1,5 +1,5 @@
 """The one plugin manager: loads entry-point plugins once, isolates their failures, and holds what
-they register (models, tasks, backends, marches)."""
+they register (models, tasks, backends, marches, dataset formats)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class PluginInfo:
     hooks: list = field(default_factory=list)
     models: list = field(default_factory=list)
     tasks: list = field(default_factory=list)
+    dataset_formats: list = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -40,12 +41,14 @@ class PluginInfo:
             "hooks": self.hooks,
             "models": self.models,
             "tasks": self.tasks,
+            "dataset_formats": self.dataset_formats,
             "error": self.error,
         }
 
 
 class Registry:
-    """Plugins and what they registered. Models are Model objects; tasks, backends and marches are keyed by name."""
+    """Plugins and what they registered. Models are Model objects; tasks, backends, marches and dataset
+    formats are keyed by name."""
 
     def __init__(self):
         self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
@@ -55,6 +58,7 @@ class Registry:
         self.tasks: dict = {}
         self.backends: dict = {}
         self.marches: dict = {}
+        self.dataset_formats: dict = {}
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -118,9 +122,11 @@ class Registry:
             return info
         info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
         try:
-            found = {kind: self._collect(module, kind) for kind in ("tasks", "backends", "marches", "models")}
+            kinds = ("tasks", "backends", "marches", "dataset_formats", "models")
+            found = {kind: self._collect(module, kind) for kind in kinds}
             tasks = {t.name: t for t in found["tasks"] if t.name not in self.tasks}
             models = [self._checked_model(model, name, {**self.tasks, **tasks}) for model in found["models"]]
+            formats = self._checked_formats(found["dataset_formats"], name)
         except Exception as exc:
             self.pm.unregister(module)
             info.error = (
@@ -138,6 +144,9 @@ class Registry:
                 self.marches[march.name] = self.marches[march.name].extended(march)
             else:
                 self.marches[march.name] = march
+        for dataset_format in formats:
+            self.dataset_formats[dataset_format.name] = dataset_format
+        info.dataset_formats = sorted(f.name for f in formats)
         for model in models:
             self.models[model.name] = model
             info.models.append(model.name)
@@ -175,6 +184,20 @@ class Registry:
             raise PluginError(f"model {spec.name!r} is already registered by {self.models[spec.name].plugin}")
         model.spec = replace(spec, plugin=plugin)
         return model
+
+    def _checked_formats(self, candidates: list, plugin: str) -> list:
+        """The formats this plugin adds: each checked like a model; a name already taken keeps the first."""
+        from modelzoo.core.accuracy.formats import format_problems
+
+        added = {}
+        for candidate in candidates:
+            problems = format_problems(candidate)
+            if problems:
+                raise PluginError(f"dataset format {getattr(candidate, 'name', '?')!r}: {'; '.join(problems)}")
+            if candidate.name not in self.dataset_formats and candidate.name not in added:
+                candidate.plugin = plugin
+                added[candidate.name] = candidate
+        return list(added.values())
 
     # -- queries ---------------------------------------------------------
     def get_model(self, name: str):

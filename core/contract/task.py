@@ -106,6 +106,10 @@ class Task:
 
         raise InputError(f"--save is not supported for {self.name} models")
 
+    def check_save(self, path: Path, source) -> None:
+        """Refuse a `zoo run --save` target before any download or inference (raise InputError): a format
+        the task cannot write, an input it cannot draw on. The default accepts any."""
+
     def draw(self, frame_bgr, result):
         """`frame_bgr` (BGR uint8, may be drawn on in place) with `result` drawn, for `zoo run --save-video`.
         The default writes the result's one-line `caption()` (a classifier's top label) at the top left;

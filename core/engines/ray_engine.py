@@ -48,7 +48,7 @@ def run_inputs(
 
     `workers` is the local engine's; Ray sizes its tasks and actor pool by the cluster's CPUs.
     """
-    from modelzoo.core.pipeline import Summary, pending_inputs, plan_run
+    from modelzoo.core.pipeline import Summary, pending_inputs, plan_run, record_unusable
 
     if request.save:
         raise InputError("--save writes one annotated file on this machine: leave out --engine ray")
@@ -56,7 +56,7 @@ def run_inputs(
     _check_reachable(address)  # a wrong address is a user error before any work (Ray itself retries for minutes)
     summary = summary or Summary()
     # The run itself is checked and its model file made on the driver, once, as the local engine does.
-    plan = plan_run(request, inputs, registry, config, cache, log=log)
+    plan = plan_run(request, inputs, registry, config, cache, log=log, skip=skip)
     model, options, threads, backend_cls, model_file = (
         plan.model,
         plan.options,
@@ -67,6 +67,9 @@ def run_inputs(
     inputs = plan.inputs
     todo = pending_inputs(inputs, skip, summary)
     if not todo:
+        return summary
+    if model_file is None:  # no input opens: records only; no download, conversion or Ray
+        record_unusable(plan, todo, summary, on_record)
         return summary
 
     started_ray = _connect(ray, address)

@@ -1,7 +1,7 @@
 """ONNX rewrites that make a model acceptable to a board toolchain.
 
 The S100 toolchain rejects 5-D GlobalAveragePool. D-Robotics' S100 video sample replaced it "with the
-2D ReduceMean operator" (docs/board.md, source R3D); the edited graph itself is not published.
+2D ReduceMean operator" (docs/board.md, source VID); the edited graph itself is not published.
 Two rewrites, both exact:
 
 - `reduce_in_4d` (zoo's default): Reshape the 5-D features [N,C,T,H,W] to the 4-D [N,C,T*H,W]

@@ -1,4 +1,8 @@
-"""Decoding video with OpenCV: forward only, keeping just the frames a caller asks for."""
+"""Video files: OpenCV for probing and checking them, PyAV for decoding the frames a caller asks for.
+
+PyAV decodes forward or from keyframes with the same frames either way (docs/decoding.md); OpenCV decodes
+forward where PyAV is missing or cannot read the file.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,15 @@ def opencv():
     import cv2
 
     return cv2
+
+
+def load_decoders() -> None:
+    """Import OpenCV and PyAV (when installed) now, so that their start-up is not counted as decoding."""
+    opencv()
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _open(path: Path):
@@ -86,34 +99,79 @@ def count_frames(path: Path) -> int:
     return count
 
 
+@dataclass
+class DecodedFrames:
+    """The frames asked for, where decoding ended, and the work it took."""
+
+    frames: dict  # {index: transform(bgr_frame)}, indices as forward decoding counts frames
+    end: int  # the index after the last frame reached: the video's length when it ended first
+    decoded: int  # frames (packets) the decoders worked through, checks and refused seeks included
+    seeks: int = 0  # 0: decoded forward from the start
+    refused: str | None = None  # why seeking (or PyAV) was not used, when it was tried
+
+
+def decode_frames(path: Path, wanted, transform, timings: dict | None = None) -> DecodedFrames:
+    """Decode the `wanted` frames, seeking to keyframes where that is shown to give forward decoding's frames.
+
+    `timings["decode"]` gains the milliseconds spent outside `transform`.
+    """
+    wanted = set(wanted)
+    spent = [0.0]
+
+    def timed(frame):
+        started = time.perf_counter()
+        try:
+            return transform(frame)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = _decode(path, wanted, timed)
+    if timings is not None:
+        timings["decode"] = timings.get("decode", 0.0) + (time.perf_counter() - started - spent[0]) * 1000
+    return result
+
+
+def _decode(path: Path, wanted: set, transform) -> DecodedFrames:
+    from modelzoo.core.inputs import pyav_video
+
+    try:
+        return pyav_video.decode(path, wanted, transform)
+    except ImportError:
+        refused = "PyAV is not installed"
+    except pyav_video.Unreadable as exc:
+        refused = str(exc)
+    kept, end = _decode_forward_opencv(path, wanted, transform)
+    return DecodedFrames(kept, end, end, refused=refused)
+
+
 def read_frames(path: Path, wanted, transform, timings: dict | None = None) -> tuple:
-    """Decode forward once; return ({index: transform(bgr_frame)}, frames_decoded).
+    """({index: transform(bgr_frame)}, end): `end` is the index after the last frame reached, as decoding
+    forward from the start counts frames; it is the video's length when the video ends before a wanted frame."""
+    decoded = decode_frames(path, wanted, transform, timings)
+    return decoded.frames, decoded.end
+
+
+def _decode_forward_opencv(path: Path, wanted: set, transform) -> tuple:
+    """Decode forward from frame 0 with OpenCV; return ({index: transform(bgr_frame)}, end).
 
     Frames not in `wanted` are only grabbed, never converted or kept, so memory stays
     proportional to the wanted frames. Decoding stops after the last wanted frame.
     """
-    wanted = set(wanted)
     last = max(wanted) if wanted else -1
     kept = {}
-    decode_s = 0.0
     capture = _open(path)
     index = 0
     try:
         while index <= last:
-            started = time.perf_counter()
             if not capture.grab():
                 break
             if index in wanted:
                 ok, frame = capture.retrieve()
-                decode_s += time.perf_counter() - started
                 if not ok or frame is None:
                     break
                 kept[index] = transform(frame)
-            else:
-                decode_s += time.perf_counter() - started
             index += 1
     finally:
         capture.release()
-    if timings is not None:
-        timings["decode"] = timings.get("decode", 0.0) + decode_s * 1000
     return kept, index

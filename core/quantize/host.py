@@ -14,6 +14,10 @@ no VNNI) with a random-weight 3-D video classifier (README, "INT8 on the host, a
   127 ms there against the fp32 Conv's 55 ms on one core; the whole model went from 1.5x to 1.95x fp32
   (2 threads). 2-D stems are faster in INT8 (a 2-D image classifier's: 2.3 against 2.8 ms) and are quantized;
 - no reduce_range: 7-bit weights lowered the logits cosine (0.99965 against 0.99986 at 8 bits);
+- the float tail: the nodes after a model's last weighted layer (Conv, Gemm, MatMul) stay fp32. They
+  only activate, rearrange and decode; in INT8 one scale would span values of different ranges, e.g. a
+  detector's box pixels (0..640) and its class scores (0..1) concatenated into one output, where the
+  scores all rounded to 0 and `--precision int8` found nothing;
 - calibration minmax by default: on 32 synthetic clips, compared on 16 others, entropy and percentile
   gave the same logits cosine (0.99986) and Top-1 agreement and calibrate 3-5x slower; both are there
   (`--method`) for real data with outliers.
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from modelzoo.core.errors import ZooError
 
-RECIPE = 1  # bump when the recipe changes, so models made by the old one are not reused
+RECIPE = 2  # bump when the recipe changes, so models made by the old one are not reused
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_METHOD = "minmax"
 NODE_SAMPLES = 2  # samples the per-node comparison keeps every activation of (two models' worth)
@@ -50,6 +54,7 @@ class QuantizeSettings:
     per_channel: bool = True
     reduce_range: bool = False
     thin_3d_convs_fp32: bool = True  # see thin_3d_convs
+    float_tail: bool = True  # see float_tail_nodes
     quant_format: str = "qdq"
     recipe: int = RECIPE
 
@@ -177,6 +182,7 @@ def _quantize_now(
             fp32_path, hit.path, preprocessed, samples, workdir, node_samples=node_samples, progress=progress
         )
         kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
+        tail = float_tail_nodes(preprocessed) if settings.float_tail else []
     made_report.update(
         {
             "model": name,
@@ -186,6 +192,7 @@ def _quantize_now(
             "settings": settings.to_dict(),
             "calibration": calibration.to_dict(),
             "kept_fp32_nodes": kept_fp32,
+            "float_tail_nodes": tail,
             "node_samples_requested": node_samples,
             "quantize_seconds": round(quantize_seconds, 3) if quantized_now else None,
             "onnxruntime": _ort_version(),
@@ -260,7 +267,8 @@ def configured_calibration_dir(config, model_name: str) -> Path | None:
 
 
 def preprocess_onnx(fp32_path: Path, target: Path, log=None) -> Path:
-    """onnxruntime's quantization pre-processing; symbolic shape inference only when sympy is installed."""
+    """onnxruntime's quantization pre-processing (symbolic shape inference only when sympy is installed)
+    into `target`, every node named: the quantizer excludes nodes, and the report lists them, by name."""
     import importlib.util
 
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -274,8 +282,28 @@ def preprocess_onnx(fp32_path: Path, target: Path, log=None) -> Path:
     except Exception as exc:  # an exotic graph: quantizing the model as it is still works
         if log:
             log(f"note: onnxruntime's quantization pre-processing failed ({exc}); quantizing the model as it is")
-        return Path(fp32_path)
-    return target
+        _copy_file(fp32_path, target)
+    name_nodes(target)
+    return Path(target)
+
+
+def name_nodes(onnx_path) -> None:
+    """Give every unnamed node a unique name (`<op>_<index>`), in place; named nodes keep theirs."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    nodes = model.graph.node
+    if all(node.name for node in nodes):
+        return
+    taken = {node.name for node in nodes}
+    for index, node in enumerate(nodes):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+    onnx.save(model, str(onnx_path))
 
 
 def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, preprocessed, log=None, progress=None):
@@ -285,15 +313,16 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
 
     if not samples:
         raise QuantizationError("the calibration set holds no sample; write one with `zoo calib`")
-    source = preprocess_onnx(Path(fp32_path), Path(preprocessed), log=log)
-    if Path(source) != Path(preprocessed):
-        _copy_file(source, preprocessed)
+    preprocess_onnx(Path(fp32_path), Path(preprocessed), log=log)
     input_name = _input_name(preprocessed)
     kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
     if kept_fp32 and log:
         log(
             f"keeping {len(kept_fp32)} 3-D convolution(s) on few channels in fp32 (faster there): {', '.join(kept_fp32)}"
         )
+    tail = float_tail_nodes(preprocessed) if settings.float_tail else []
+    if tail and log:
+        log(f"keeping the {len(tail)} node(s) after the last weighted layer in fp32: {', '.join(tail)}")
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     methods = {
         "minmax": CalibrationMethod.MinMax,
@@ -314,7 +343,7 @@ def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, 
                     activation_type=types[settings.activation_type],
                     weight_type=types[settings.weight_type],
                     calibrate_method=methods[settings.method],
-                    nodes_to_exclude=kept_fp32,
+                    nodes_to_exclude=[*kept_fp32, *tail],
                     # Histogram methods keep every activation of the samples they are given at once:
                     # calibrating a few at a time bounds memory, with the same ranges.
                     extra_options={"CalibStridedMinMax": _stride(len(samples))},
@@ -344,6 +373,35 @@ def thin_3d_convs(onnx_path, most_channels: int = 4) -> list:
         and len(node.input) > 1
         and len(shapes.get(node.input[1], ())) == 5
         and shapes[node.input[1]][1] <= most_channels
+    ]
+
+
+WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+def float_tail_nodes(onnx_path) -> list:
+    """Names of the nodes no weighted layer (Conv, ConvTranspose, Gemm, MatMul) reads from, directly or
+    through other nodes: what follows a model's last weighted layer on the way to its outputs. Empty for
+    a classifier ending in Gemm; a detector's decode (sigmoid, box arithmetic, the final concat) otherwise."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    readers: dict = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    feeds_weighted: dict = {}
+    for index in range(len(graph.node) - 1, -1, -1):  # ONNX graphs are topologically sorted
+        node = graph.node[index]
+        feeds_weighted[id(node)] = any(
+            reader.op_type in WEIGHTED_OPS or feeds_weighted.get(id(reader), False)
+            for name in node.output
+            for reader in readers.get(name, [])
+        )
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type not in WEIGHTED_OPS and not feeds_weighted[id(node)] and node.name
     ]
 
 

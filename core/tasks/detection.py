@@ -6,6 +6,10 @@ model input's pixels; the default reads the anchor-free layout [4 + classes, can
 size, then one score per class), keeps the best class per candidate, applies the confidence
 threshold and class-aware NMS. Everything after `decode` (undoing the letterbox, clipping, labels,
 sorting, drawing) is the task's, so a detector with another output layout overrides `decode` only.
+
+A board model may keep that output, or give the head before its decode, split per stride (`DflHeads`,
+as D-Robotics compiles these detectors for the S100): `board_output_reader` turns those outputs back
+into the anchor-free layout, so everything after it is the same on the host and on the board.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from modelzoo.core.contract.model import Model
 from modelzoo.core.contract.task import IMAGE, TENSOR, Option, Result, Task
-from modelzoo.core.errors import ConfigError, ConversionError, InputError, PluginError
+from modelzoo.core.errors import BackendError, ConfigError, ConversionError, InputError, PluginError
 from modelzoo.core.inputs.sources import IMAGE_SUFFIXES
 
 CONF = Option("conf", float, 0.25, "Confidence threshold: detections scoring at or below it are dropped.", minimum=0)
@@ -40,6 +44,18 @@ class DetectionPreprocessing:
     mean: tuple = (0.0, 0.0, 0.0)
     std: tuple = (1.0, 1.0, 1.0)
     interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class DflHeads:
+    """A detection head split per stride, before its decode: for each stride s, class logits
+    [1, H/s, W/s, classes] and box distributions [1, H/s, W/s, 4 * bins] (NHWC; H, W the model input),
+    the distributions over 0..bins-1 grid cells from the cell centre to the left, top, right and bottom
+    edges (distribution focal loss). D-Robotics lists them stride by stride, class logits first; zoo
+    tells them apart by shape, as their names are the compiler's."""
+
+    strides: tuple = (8, 16, 32)
+    bins: int = 16
 
 
 @dataclass(frozen=True)
@@ -130,17 +146,21 @@ class DetectionTask(Task):
             ],
         )
 
+    def check_save(self, path: Path, source) -> None:
+        """Refuse a --save target before anything runs: it is a .jpg or .png, and the input an image to draw on."""
+        if Path(path).suffix.lower() not in SAVE_SUFFIXES:
+            raise InputError(f"--save {path}: write a .jpg or .png file")
+        if source.image is None:
+            raise InputError(f"--save draws on the input image; {source.path} is a preprocessed tensor, pass the image")
+
     def save_annotated(self, result, source, path: Path) -> None:
         """The input image with each detection's box and `label score` drawn, as JPEG or PNG."""
         from modelzoo.core.atomic import atomic_write
         from modelzoo.core.inputs.video import opencv
 
         path = Path(path)
-        suffix = SAVE_SUFFIXES.get(path.suffix.lower())
-        if suffix is None:
-            raise InputError(f"--save {path}: write a .jpg or .png file")
-        if source.image is None:
-            raise InputError(f"--save draws on the input image; {source.path} is a preprocessed tensor, pass the image")
+        self.check_save(path, source)
+        suffix = SAVE_SUFFIXES[path.suffix.lower()]
         cv2 = opencv()
         canvas = draw_detections(cv2.cvtColor(source.image, cv2.COLOR_RGB2BGR), result.detections)
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else []
@@ -173,6 +193,7 @@ class Detector(Model):
     """A detector: the letterbox from spec.preprocessing, `decode` of the raw output, boxes in image pixels."""
 
     task = "object-detection"
+    board_heads: DflHeads | None = None  # the split head a board model of it may give instead (see DflHeads)
 
     def preprocess(self, source, options: dict):
         if source.tensor is not None:
@@ -236,6 +257,26 @@ class Detector(Model):
             "scale_value": " ".join(f"{1 / (s * 255):.8f}" for s in pre.std),
             "input_space_and_range": "bt601_video",
         }
+
+    def board_output_reader(self, shapes: dict, where: str):
+        """For a board model whose outputs ({name: shape}) are not the spec's output: a function from its
+        outputs ({name: float array}) to the spec's [N, 4 + classes, candidates]. Reads the split head of
+        `board_heads`; anything else is refused with a BackendError naming the outputs (`where`: the file)."""
+        classes = len(self.spec.labels)
+        expected = f"one output {[1, *self.spec.output.shape[1:]]}"  # the board runs one image at a time
+        if self.board_heads is not None:
+            expected += f" or, per stride {', '.join(map(str, self.board_heads.strides))}, " + (
+                f"class logits [1, H/s, W/s, {classes}] and box distributions [1, H/s, W/s, "
+                f"{4 * self.board_heads.bins}] (NHWC, H x W = {'x'.join(map(str, self.spec.preprocessing.size))})"
+            )
+            roles = dfl_head_roles(shapes, self.board_heads, self.spec.preprocessing.size, classes)
+            if roles is not None:
+                heads = self.board_heads
+                return lambda outputs: dfl_heads_to_anchor_free(
+                    [(outputs[c], outputs[b], s) for c, b, s in roles], heads.bins
+                )
+        found = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+        raise BackendError(f"{where} gives {found}; {self.name} reads {expected}")
 
     def host_image(self, batch):
         """Undo the scaling and normalization: the uint8 letterboxed images (NHWC, RGB) the batch holds."""
@@ -344,6 +385,54 @@ def decode_anchor_free(output, conf: float, iou: float, max_det: int) -> tuple:
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     order = nms_boxes(boxes, scores, class_ids, conf, iou)[:max_det]
     return boxes[order].astype(np.float64), scores[order], class_ids[order]
+
+
+def dfl_head_roles(shapes: dict, heads: DflHeads, size: tuple, classes: int):
+    """[(class logits name, box name, stride)] for outputs {name: shape} that are exactly `heads` for an
+    input of `size` (H, W), told apart by shape (a compiler's output names say nothing); else None. Were
+    the class count equal to the box channels, the order would decide: class logits first, as in the head."""
+    if len(shapes) != 2 * len(heads.strides) or any(size[0] % s or size[1] % s for s in heads.strides):
+        return None
+    shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
+    roles = []
+    for stride in heads.strides:
+        grid = (1, size[0] // stride, size[1] // stride)
+        pair = [name for name, shape in shapes.items() if len(shape) == 4 and shape[:3] == grid]
+        channels = sorted(shapes[name][3] for name in pair)
+        if len(pair) != 2 or channels != sorted([classes, 4 * heads.bins]):
+            return None
+        if shapes[pair[0]][3] != classes:
+            pair.reverse()
+        roles.append((pair[0], pair[1], stride))
+    return roles
+
+
+def dfl_heads_to_anchor_free(levels: list, bins: int):
+    """[(class logits [N, h, w, C], box distributions [N, h, w, 4 * bins], stride)] -> [N, 4 + C, sum h*w]:
+    per cell, row by row, the box centre and size in input pixels and the sigmoid of each class logit.
+    The box edges are the expected bin of a softmax over each side's bins, from the cell centre, in cells."""
+    import numpy as np
+
+    count, classes = levels[0][0].shape[0], levels[0][0].shape[3]
+    cells = sum(logits.shape[1] * logits.shape[2] for logits, _, _ in levels)
+    out = np.empty((count, 4 + classes, cells), np.float32)  # written in place: the decode reads it contiguous
+    start = 0
+    for class_logits, box_logits, stride in levels:
+        _, height, width, _ = class_logits.shape
+        end = start + height * width
+        distributions = np.asarray(box_logits, np.float32).reshape(count, height * width, 4, bins)
+        distributions = np.exp(distributions - distributions.max(axis=-1, keepdims=True))
+        edges = (distributions @ np.arange(bins, dtype=np.float32)) / distributions.sum(axis=-1)
+        rows, cols = np.divmod(np.arange(height * width, dtype=np.float32), np.float32(width))
+        centre = np.stack([cols + 0.5, rows + 0.5], axis=-1)  # [h*w, 2], in cells
+        top_left, bottom_right = centre - edges[..., :2], centre + edges[..., 2:]
+        out[:, 0:2, start:end] = ((top_left + bottom_right) * (stride / 2)).transpose(0, 2, 1)
+        out[:, 2:4, start:end] = ((bottom_right - top_left) * stride).transpose(0, 2, 1)
+        logits = np.asarray(class_logits, np.float32).reshape(count, height * width, classes).transpose(0, 2, 1)
+        with np.errstate(over="ignore"):  # a very negative logit: exp overflows to inf, the score to 0
+            np.reciprocal(1 + np.exp(-logits), out=out[:, 4:, start:end])
+        start = end
+    return out
 
 
 def nms_boxes(boxes, scores, class_ids, conf: float, iou: float):

@@ -163,9 +163,9 @@ def preprocess_video_classification(source: InputSource, pre: VideoPreprocessing
         raise InputError(f"the number of clips must be at least 1, got {clips}")
     if source.tensor is not None:
         return source.tensor
-    from modelzoo.core.inputs.video import opencv
+    from modelzoo.core.inputs.video import load_decoders
 
-    opencv()  # imported before the clock starts: start-up is not preprocessing
+    load_decoders()  # imported before the clock starts: start-up is not preprocessing
 
     started = time.perf_counter()
     if source.frames is not None:
@@ -190,17 +190,17 @@ def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
     total = info.frame_count or count_frames(source.video)
     if total:
         plan = clip_frame_indices(total, info.fps, pre.target_fps, clips, pre.clip_len)
-        kept, decoded = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
+        kept, end = read_frames(source.video, {i for clip in plan for i in clip}, transform, source.timings)
         needed = max(i for clip in plan for i in clip)
-        if decoded > needed:
+        if end > needed:  # the decoder reached past the last frame needed: the header's count holds
             _warn_if_short(source, total, info.fps, pre)
             return plan, kept
-        if decoded and info.frame_count:
+        if end and info.frame_count:
             source.warnings.append(
-                f"{source.video} decoded to {decoded} frames although its header claims {info.frame_count}; "
+                f"{source.video} decoded to {end} frames although its header claims {info.frame_count}; "
                 "classifying the frames that decoded"
             )
-        total = decoded
+        total = end
     if not total:
         raise InputError(
             f"{source.video} decodes to no frames (audio only, truncated, or corrupt); check it with ffprobe"

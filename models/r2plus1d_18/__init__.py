@@ -6,7 +6,7 @@ preprocessing and labels as r3d_18; the family's code is in modelzoo.models.vide
 
 from __future__ import annotations
 
-from modelzoo.models.video_resnet import VideoResNet, kinetics400_spec
+from modelzoo.models.video_resnet import VideoResNet, kinetics400_spec, kinetics_annotation_format
 from modelzoo.plugin import Artifact, hookimpl
 
 ZOO_HOOKSPEC_VERSION = 2
@@ -27,3 +27,8 @@ SPEC = kinetics400_spec(
 @hookimpl
 def zoo_register_models(register):
     register(VideoResNet(SPEC))
+
+
+@hookimpl
+def zoo_register_dataset_formats(register):
+    register(kinetics_annotation_format())  # the family's three plugins share it; the first registered is kept

@@ -5,7 +5,7 @@ Importing this module is cheap: the specification is data, and each hook imports
 
 from __future__ import annotations
 
-from modelzoo.models.video_resnet import VideoResNet, kinetics400_spec
+from modelzoo.models.video_resnet import VideoResNet, kinetics400_spec, kinetics_annotation_format
 from modelzoo.plugin import Artifact, BoardPerf, Metric, hookimpl
 
 ZOO_HOOKSPEC_VERSION = 2
@@ -50,3 +50,8 @@ SPEC = kinetics400_spec(
 @hookimpl
 def zoo_register_models(register):
     register(VideoResNet(SPEC))
+
+
+@hookimpl
+def zoo_register_dataset_formats(register):
+    register(kinetics_annotation_format())  # the family's three plugins share it; the first registered is kept

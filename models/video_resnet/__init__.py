@@ -71,3 +71,10 @@ def kinetics400_spec(
         params=params,
         **extra,
     )
+
+
+def kinetics_annotation_format():
+    """The Kinetics annotation CSV dataset format the family's plugins register (imported on use)."""
+    from modelzoo.models.video_resnet.kinetics_annotations import KineticsAnnotations
+
+    return KineticsAnnotations()

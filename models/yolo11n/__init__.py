@@ -6,7 +6,11 @@ box centre, size and 80 class scores per candidate, which the object-detection t
 decode reads. The task's letterbox, decode and box mapping are Ultralytics' own (LetterBox with
 auto=False, non_max_suppression, scale_boxes), so this spec only states the constants. zoo cannot
 convert Ultralytics' `yolo11n.pt` itself: it is a pickled Python module, not a state dict.
-Importing this module is cheap.
+
+On the RDK S100 it runs a `.hbm` compiled from that ONNX (`zoo compile yolo11n`: one output, as the
+ONNX), or D-Robotics' published `yolo11n_detect_nashe_640x640_nv12.hbm`, whose head is split before
+its decode: class logits and 16-bin box distributions per stride 8, 16, 32 (`board_heads`; sources in
+docs/board.md, "Detectors"). Importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelzoo.plugin import (
+    Artifact,
     ConversionError,
     DetectionPreprocessing,
     Detector,
+    DflHeads,
     Metric,
     ModelSpec,
     TensorSpec,
@@ -36,13 +42,23 @@ SPEC = ModelSpec(
     name="yolo11n",
     task="object-detection",
     description=(
-        "Ultralytics YOLO11n, COCO 80 classes, from its exported ONNX "
-        "(D-Robotics' split-head NV12 .hbm for the S100 is not supported yet)"
+        "Ultralytics YOLO11n, COCO 80 classes, from its exported ONNX; on the S100 a .hbm compiled from it "
+        "or D-Robotics' published split-head NV12 .hbm"
     ),
     family="ultralytics_yolo",
     input=TensorSpec("images", ("N", 3, 640, 640), "float32", "NCHW"),
     output=TensorSpec("output0", ("N", 84, 8400), "float32"),
     preprocessing=ULTRALYTICS_LETTERBOX,
+    artifacts=(
+        # D-Robotics' prebuilt S100 model (rdk_model_zoo, rdk_s branch, samples/vision/yolo11/model/download_model.sh):
+        # NV12 in, the head split per stride (board_heads below); no checksum is published for it.
+        Artifact(
+            name="hbm",
+            url="https://archive.d-robotics.cc/downloads/rdk_model_zoo/rdk_s100/ultralytics_YOLO/yolo11n_detect_nashe_640x640_nv12.hbm",
+            sha256=None,
+            format="hbm",
+        ),
+    ),
     labels_file=COCO80_LABELS,
     metrics=(
         Metric(
@@ -66,6 +82,10 @@ SPEC = ModelSpec(
 
 class UltralyticsDetector(Detector):
     """An Ultralytics YOLO detect model as `yolo export ... format=onnx` writes it (no NMS inside)."""
+
+    # D-Robotics' S100 export cuts the Detect head before its decode (per level the cv3 class logits and the
+    # cv2 box distributions, NHWC), so a board model may give these instead of output0
+    board_heads = DflHeads(strides=(8, 16, 32), bins=16)
 
     def build_onnx(self, state_dict):
         raise ConversionError(self.spec.how_to_get)

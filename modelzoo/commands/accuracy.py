@@ -26,7 +26,15 @@ def _names(value: str | None, option: str, allowed=None) -> list:
     "--dataset",
     required=True,
     type=click.Path(),
-    help="A folder with one sub-folder per class (named after the labels), or a CSV of path,label.",
+    help="A folder with one sub-folder per class (named after the labels), a CSV of path,label, "
+    "or a set in a format a plugin registers (e.g. a Kinetics annotation CSV).",
+)
+@click.option(
+    "--format",
+    "format_name",
+    metavar="NAME",
+    help="The dataset's format: folders, csv, or one a plugin registers (`zoo plugins --json` lists them); "
+    "default: recognised from --dataset.",
 )
 @click.option(
     "--precision",
@@ -53,8 +61,8 @@ def _names(value: str | None, option: str, allowed=None) -> list:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def evaluate(
-    session, model, dataset, precisions, backends, model_path, weights, clips, threads, workers, confused, save, output,
-    as_json,
+    session, model, dataset, format_name, precisions, backends, model_path, weights, clips, threads, workers,
+    confused, save, output, as_json,
 ):  # fmt: skip
     """Measure Top-1, Top-5 and mean per-class accuracy on a labelled set, with the protocol used.
 
@@ -70,7 +78,9 @@ def evaluate(
     task = registry.task_of(found)
     chosen = _names(precisions, "--precision", ("fp32", "int8")) or [resolve_precision(config, found, None)]
     options, clips_source = eval_options(registry, found, config, clips)
-    labelled = open_labelled_set(dataset, found.spec.labels, task.calibration_suffixes)  # unknown labels fail here
+    labelled = open_labelled_set(
+        dataset, found.spec.labels, task.calibration_suffixes, registry.dataset_formats, format_name
+    )  # unknown labels fail here, before any model file is made
     variants = prepare_variants(
         registry, found, config, session.cache, precisions=chosen, backends=_names(backends, "--backend") or [None],
         model_path=model_path, weights=weights, threads=threads or config.threads, log=notice,

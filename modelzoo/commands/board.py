@@ -156,7 +156,8 @@ def check(session, model, model_path, weights, march, as_json):
     spec = found.spec
     target_march = session.registry.march(march)
     source = _source_onnx(session, found, model_path, weights)
-    findings = target_march.check(load_onnx(source))
+    command = target_march.patch_command(found.name, model_path=model_path, weights=weights)
+    findings = target_march.check(load_onnx(source), patch_command=command)
     rejected = [f for f in findings if f.is_error]
     unconfirmed = [f for f in findings if not f.is_error]
     if as_json:
@@ -395,9 +396,16 @@ def _echo_prepared(data: dict) -> None:
     "one model input (for R3D-18 a 16-frame clip), not one video frame.",
 )
 @board_scheduling
+@click.option("--save", is_flag=True, help="Record the rows in the cache; `zoo info` shows them as measured here.")
+@click.option(
+    "--force", is_flag=True, help="Measure a --model ONNX that records another model's architecture (a warning)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
-def perf(session, model, backend, model_path, weights, precision, thread_counts, frames, priority, bpu_cores, as_json):
+def perf(
+    session, model, backend, model_path, weights, precision, thread_counts, frames, priority, bpu_cores, save, force,
+    as_json,
+):  # fmt: skip
     """Measure latency and FPS like `hrt_model_exec perf`, on random input, with any backend.
 
     A frame is one inference on one model input (for R3D-18 a 16-frame clip), so FPS is inferences
@@ -429,6 +437,7 @@ def perf(session, model, backend, model_path, weights, precision, thread_counts,
         model_path=model_path,
         weights=weights,
         precision=precision,
+        force=force,
         log=notice,
     )
     # Host backends (those running zoo's ONNX) share the cores between a row's threads and the
@@ -470,6 +479,17 @@ def perf(session, model, backend, model_path, weights, precision, thread_counts,
         on_row=row_line,
     )
     published = published_rows(spec)
+    saved = None
+    if save:
+        from modelzoo.core.accuracy.measured import measurement_environment, perf_rows, record_measurements
+        from modelzoo.core.runner import resolve_precision
+
+        measured = perf_rows(
+            measurement_environment(session.registry, found, [described]), rows, input_shape=shape,
+            backend=described, precision=resolve_precision(session.config, found, precision), model_file=model_file,
+            intra_op={r.threads: loader.threads_for(r.threads) if backend_cls.converts_weights else None for r in rows},
+        )  # fmt: skip
+        saved = str(record_measurements(session.cache, spec.name, measured))
     if as_json:
         emit_json(
             {
@@ -479,6 +499,7 @@ def perf(session, model, backend, model_path, weights, precision, thread_counts,
                 "input_shape": shape,
                 "rows": [r.to_dict() for r in rows],
                 "published": published,
+                **({"saved": saved} if saved else {}),
             }
         )
         return
@@ -505,3 +526,5 @@ def perf(session, model, backend, model_path, weights, precision, thread_counts,
                 [[p["threads"], f"{p['avg_latency_ms']:.2f}", f"{p['fps']:.2f}"] for p in published],
             )
         )
+    if saved:
+        notice(f"recorded in {saved} (`zoo info {spec.name}` shows it as measured here)")

@@ -8,44 +8,14 @@ from modelzoo.output import emit_json, table
 from modelzoo.session import pass_session
 
 
-def _backends_here(session, model) -> list:
-    """Names of backends that could run `model` on this machine now (cheap: no backend import)."""
-    names = []
-    for name, backend in sorted(session.registry.backends.items()):
-        if not backend.is_available():
-            continue
-        if backend.has_model_for(model, session.cache):
-            names.append(name)
-    return names
-
-
-def _cache_status(session, spec):
-    """What is cached for `spec`: the one answer both `zoo list` and `zoo info` show."""
-    from modelzoo.core.artifacts.artifacts import cache_status
-
-    return cache_status(session.cache, spec)
-
-
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def list_models(session, as_json):
     """List every model, what runs it here, and what is cached."""
-    rows, summaries = [], {}
-    for model in sorted(session.registry.models.values(), key=lambda m: m.name):
-        spec = model.spec
-        status = _cache_status(session, spec)
-        summaries[spec.name] = status.summary()
-        rows.append(
-            {
-                "name": spec.name,
-                "task": spec.task,
-                "input": {"name": spec.input.name, "shape": list(spec.input.shape), "dtype": spec.input.dtype},
-                "backends": _backends_here(session, model),
-                "cached": status.flags(),
-                "plugin": spec.plugin,
-            }
-        )
+    from modelzoo.listing import list_rows
+
+    rows, summaries = list_rows(session.registry, session.cache)
     if as_json:
         emit_json(rows)
         return
@@ -75,28 +45,12 @@ def list_models(session, as_json):
 @pass_session
 def info(session, model, as_json):
     """Show a model's specification, artifacts, accuracy and board performance."""
+    from modelzoo.listing import info_data
+
     found = session.registry.get_model(model)
     spec = found.spec
     task = session.registry.task_of(found)
-    data = spec.to_dict()
-    data["preprocessing_summary"] = task.describe_preprocessing(spec)
-    data["options"] = [
-        {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help} for o in task.options
-    ]
-    data["board_input"] = found.board_input()
-    status = _cache_status(session, spec)
-    for artifact in data["artifacts"]:
-        cached = status.official.get(artifact["name"])
-        artifact["cached_path"] = str(cached.path) if cached else None
-    data["cached"] = status.flags()
-    in_use = status.weights_in_use
-    data["custom_weights"] = [
-        {"path": str(e.path), "sha256": e.sha256, "from": e.origin, "in_use": e == in_use}
-        for e in status.custom_weights
-    ]
-    data["backends_here"] = _backends_here(session, found)
-    config = session.config
-    data["config"] = {"path": str(config.path.absolute()) if config.path else None, "found_by": config.found_by}
+    data = info_data(session.registry, session.cache, session.config, found)
     if as_json:
         emit_json(data)
         return
@@ -133,7 +87,7 @@ def info(session, model, as_json):
     for custom in data["custom_weights"]:
         use = "used instead of the official weights" if custom["in_use"] else "used only with --weights"
         click.echo(f"  custom weights: {custom['path']} (from {custom['from']}; {use})")
-    click.echo(f"  onnx: {'converted, cached' if data['cached']['onnx'] else 'not converted yet'}")
+    click.echo(f"  onnx: {_onnx_line(spec, data)}")
     if spec.metrics:
         click.echo("\nreference accuracy:")
         click.echo(
@@ -142,6 +96,13 @@ def info(session, model, as_json):
                 [[m.name, m.value, m.dataset, m.protocol] for m in spec.metrics],
             )
         )
+    click.echo("\nmeasured here (`zoo eval --save`, `zoo perf --save`):")
+    if data["measured"]:
+        from modelzoo.core.accuracy.measured import measured_table
+
+        click.echo(measured_table(data["measured"]))
+    else:
+        click.echo(f"  none measured yet (`zoo eval {spec.name} --dataset DIR --save` records one)")
     if spec.board_perf:
         click.echo("\npublished board performance (not measured here):")
         click.echo(
@@ -155,6 +116,23 @@ def info(session, model, as_json):
     if rewrites:
         click.echo("\nboard graph rewrites (zoo patch / zoo compile):")
         click.echo("\n".join(rewrites))
+
+
+def _onnx_line(spec, data) -> str:
+    """Which ONNX `zoo run` uses without --model: imported, converted, or what to do to get one."""
+    imported = data["imported_onnx"]
+    if imported is not None and imported["problem"]:
+        return imported["problem"]
+    if imported is not None:
+        return (
+            f"imported from {imported['from']} (sha256 {imported['sha256'][:12]}…), cached at {imported['path']}; "
+            "`zoo run` uses it"
+        )
+    if data["cached"]["onnx"]:
+        return "converted, cached"
+    if not any(a["name"] == "weights" for a in data["artifacts"]) and spec.how_to_get:
+        return f"none cached; {spec.how_to_get}"
+    return "not converted yet"
 
 
 @click.command()

@@ -117,6 +117,8 @@ def _echo_report(data: dict, nodes: int) -> None:
         click.echo(f"  copied to {data['output']}")
     if data.get("kept_fp32_nodes"):
         click.echo(f"  kept in fp32 (faster than INT8 there): {', '.join(data['kept_fp32_nodes'])}")
+    if data.get("float_tail_nodes"):
+        click.echo(f"  kept in fp32 (after the last weighted layer): {', '.join(data['float_tail_nodes'])}")
     click.echo(
         f"  calibration: {calibration['dir']} ({data['samples']} sample(s), sha256 {calibration['sha256'][:12]}…); "
         f"fp32 model {Path(data['fp32_file']).name} (sha256 {data['fp32_sha256'][:12]}…)"

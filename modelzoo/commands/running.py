@@ -95,6 +95,11 @@ def stream_option_flags(command):
     "--model", "model_path", help="Run this model file (.onnx, or .hbm on the board) instead of the converted weights."
 )
 @click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run a --model ONNX that records another model's architecture (a warning, not an error).",
+)
 @task_option_flags
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
 @click.option(
@@ -126,8 +131,9 @@ def stream_option_flags(command):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines, one per input, for several inputs).")
 @pass_session
 def run(
-    session, model, positional_inputs, input_paths, model_path, weights, task_options, backend, precision, threads,
-    save_path, priority, bpu_cores, output_path, resume, retry_failed, workers, engine, ray_address, as_json, stream,
+    session, model, positional_inputs, input_paths, model_path, weights, force, task_options, backend, precision,
+    threads, save_path, priority, bpu_cores, output_path, resume, retry_failed, workers, engine, ray_address, as_json,
+    stream,
 ):  # fmt: skip
     """Run a model on inputs: decode, preprocess, infer, print each result and timings.
 
@@ -150,7 +156,7 @@ def run(
     options = scheduling_options(priority, bpu_cores)
     request = RunRequest(
         model, inputs[0], model_path, weights, backend, threads, task_options, options,
-        precision=precision, save=save_path,
+        precision=precision, save=save_path, force=force,
     )  # fmt: skip
     if stream["stream_flag"] or any(stream_kind(path) for path in inputs):  # a URL, a camera, --stream FILE
         refused = {"--save": save_path, "--resume": resume, "--engine ray": engine == "ray"}
@@ -244,20 +250,22 @@ def _run_many(
 ) -> int:
     """Every input through one loaded model; records stream to stdout and --output; the summary to stderr."""
     import json
-    import time
+    import sys
 
     from modelzoo.core.pipeline import Summary, run_inputs
+    from modelzoo.progress import RunProgress
     from modelzoo.records import RecordFile, resume_filter
 
     registry = session.registry
     skip = resume_filter(output_path, retry_failed=retry_failed) if resume else None
     sink = RecordFile(output_path, resume=resume) if output_path else None
     summary = Summary()
-    last_report = [time.perf_counter()]
+    progress = RunProgress(summary, sys.stderr)
 
     def on_record(record, result) -> None:
         if sink:
             sink.write(record)
+        progress.clear()  # a record printed on the terminal starts on a clean line
         if as_json:
             click.echo(json.dumps(record, default=str))
         elif result is not None:
@@ -266,12 +274,7 @@ def _run_many(
             click.echo(f"{record['input']}: error: {record['error']}")
         for warning in record.get("warnings", []):
             notice(f"warning: {record['input']}: {warning}")
-        if time.perf_counter() - last_report[0] >= 3.0:  # a line every few seconds, for logs and terminals alike
-            last_report[0] = time.perf_counter()
-            finished = summary.done + summary.failed
-            left = summary.total - summary.skipped - finished
-            eta = left / summary.throughput if summary.throughput else 0
-            notice(f"progress: {finished}/{summary.total - summary.skipped}, {summary.failed} failed, ETA {eta:.0f} s")
+        progress.update()
 
     run_engine = run_inputs
     if engine == "ray":  # the same records, from Ray Data tasks and actors
@@ -284,6 +287,7 @@ def _run_many(
             workers=workers or 1, skip=skip, summary=summary,
         )  # fmt: skip
     finally:
+        progress.close()
         if sink:
             sink.close()
     notice(f"summary: {summary.line()}")

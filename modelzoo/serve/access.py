@@ -50,6 +50,16 @@ def host_header_allowed(headers: dict) -> bool:
     return is_loopback(name)
 
 
+def same_origin(headers: dict) -> bool:
+    """For a WebSocket handshake: no Origin (not a browser), or an Origin naming this very host and port."""
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    _scheme, _, netloc = origin.decode("latin-1").lower().partition("://")
+    return bool(host) and netloc == host
+
+
 def presented_key(headers: dict) -> bytes | None:
     """The key a request presents: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or HTTP Basic auth
     with the key as the password (what a browser asks for when it opens the page)."""

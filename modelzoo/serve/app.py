@@ -1,10 +1,10 @@
 """The FastAPI app of `zoo serve`: the model listing, predictions (`zoo run --json` for an uploaded or
-allowed file), health, metrics and the web page. Build it with `create_app(...)`."""
+allowed file), live streams (`stream_routes`), health, metrics and the web page. Build it with `create_app(...)`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import threading
 import time
@@ -22,9 +22,16 @@ from starlette.routing import Match
 from modelzoo.core.errors import ConfigError, InputError, UnknownModelError, ZooError
 from modelzoo.serve import access, catalog
 from modelzoo.serve.errors import QueueFull, RequestError
+from modelzoo.serve.live import LiveStreams
 from modelzoo.serve.metrics import Metrics
+from modelzoo.serve.options import typed_options
+from modelzoo.serve.responses import error_response, json_response
 from modelzoo.serve.served import ServedModel
+from modelzoo.serve.stream_routes import add_stream_routes, deny
 from modelzoo.serve.uploads import UPLOADS_FOLDER, read_input, spool_folder, too_large
+
+__all__ = ["create_app", "typed_options", "status_of"]
+STOP_STREAMS_S = 10.0  # at shutdown, how long the stream threads get to end
 
 # The page loads nothing from elsewhere (the board may be offline); its script and style are inline.
 PAGE_POLICY = (
@@ -47,6 +54,8 @@ def create_app(
     api_key: str | None = None,
     max_body: int = 100 * 2**20,
     queue: int = 8,
+    max_streams: int = 2,
+    force: bool = False,
     config_path: str | None = None,
     warm_up: bool = True,
     log=None,
@@ -56,16 +65,24 @@ def create_app(
     Named models are loaded now (by one run on their task's synthetic input) unless `warm_up` is
     False, so a bad model file or missing weights fail here rather than on the first request.
     `host` is where it will listen: a loopback server answers only requests addressed to a
-    loopback name. `max_body` is in bytes; `queue` is how many requests may wait for each model.
+    loopback name. `max_body` is in bytes; `queue` is how many requests may wait for each model;
+    `max_streams` how many streams may run at once.
     """
     service = Service(
         models, host=host, backend=backend, precision=precision, model_path=model_path, weights=weights,
         threads=threads, backend_options=backend_options or {}, allow_paths=allow_paths, api_key=api_key,
-        max_body=max_body, queue=queue, config_path=config_path,
+        max_body=max_body, queue=queue, max_streams=max_streams, force=force, config_path=config_path, log=log,
     )  # fmt: skip
     if warm_up:
         service.warm_up(log)
-    app = FastAPI(title="zoo serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        service.live.close()  # the server stops: so do its streams
+        await anyio.to_thread.run_sync(service.live.join, STOP_STREAMS_S)
+
+    app = FastAPI(title="zoo serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.zoo = service
     _add_routes(app, service)
     app.add_exception_handler(ZooError, _zoo_error)
@@ -80,7 +97,7 @@ class Service:
 
     def __init__(
         self, models, *, host, backend, precision, model_path, weights, threads, backend_options, allow_paths,
-        api_key, max_body, queue, config_path,
+        api_key, max_body, queue, max_streams=2, force=False, config_path=None, log=None,
     ):  # fmt: skip
         from modelzoo.core.runner import RunRequest
         from modelzoo.session import Session
@@ -95,8 +112,8 @@ class Service:
             raise InputError(f"{flag} is for one model: name it, e.g. zoo serve MODEL {flag}")
         if api_key is not None and not api_key.strip():
             raise InputError("the API key is empty; pass a non-empty --api-key (or $ZOO_API_KEY)")
-        if queue < 0 or max_body <= 0:
-            raise InputError("--queue must be 0 or more and --max-body more than 0")
+        if queue < 0 or max_body <= 0 or max_streams < 0:
+            raise InputError("--queue and --max-streams must be 0 or more, and --max-body more than 0")
         self.allow_paths = tuple(_allowed_folder(folder) for folder in allow_paths)
         self.host = host
         self.loopback = access.is_loopback(host)
@@ -105,10 +122,11 @@ class Service:
         self.queue = queue
         self.template = RunRequest(
             model="", input="", model_path=model_path, weights=weights, backend=backend, threads=threads,
-            backend_options=dict(backend_options), precision=precision,
+            backend_options=dict(backend_options), precision=precision, force=force,
         )  # fmt: skip
         self.uploads = Path(self.cache.root) / UPLOADS_FOLDER
         self.metrics = Metrics()
+        self.live = LiveStreams(max_streams, self.metrics, log)
         self._served: dict = {}
         self._lock = threading.Lock()
         self._page: str | None = None
@@ -155,13 +173,18 @@ class Service:
         """The answer to a request refused before it reaches a route: 403, 401 or 413; else None."""
         headers = dict(scope.get("headers") or [])
         if self.loopback and not access.host_header_allowed(headers):
-            return _error(403, "this server listens on a loopback address and answers only requests to it")
+            return error_response(403, "this server listens on a loopback address and answers only requests to it")
+        if scope["type"] == "websocket" and not access.same_origin(headers):
+            # browsers let any page open a WebSocket anywhere: only this server's own page may
+            return error_response(
+                403, "a WebSocket from another site's page is refused; open it from this server's page"
+            )
         if (
             self.api_key
             and scope.get("path") not in access.OPEN_PATHS
             and not access.key_matches(headers, self.api_key)
         ):
-            return _error(
+            return error_response(
                 401,
                 "a valid API key is required: send `Authorization: Bearer KEY` or `X-API-Key: KEY`",
                 {"WWW-Authenticate": 'Basic realm="zoo serve", charset="UTF-8"'},
@@ -169,7 +192,7 @@ class Service:
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body:
             exc = too_large(self.max_body)
-            return _error(exc.status, str(exc))
+            return error_response(exc.status, str(exc))
         return None
 
 
@@ -192,16 +215,17 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     @app.get("/metrics")
     def metrics():
         return PlainTextResponse(
-            service.metrics.render(service.queues()), media_type="text/plain; version=0.0.4; charset=utf-8"
+            service.metrics.render(service.queues(), service.live.gauges()),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
     @app.get("/v1/models")
     def list_models():
-        return _json([catalog.model_row(service.registry, service.cache, m) for m in service.models()])
+        return json_response([catalog.model_row(service.registry, service.cache, m) for m in service.models()])
 
     @app.get("/v1/models/{name}")
     def model_info(name: str):
-        return _json(catalog.model_info(service.registry, service.cache, service.config, service.model(name)))
+        return json_response(catalog.model_info(service.registry, service.cache, service.config, service.model(name)))
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request):
@@ -229,56 +253,14 @@ def _add_routes(app: FastAPI, service: Service) -> None:
                 data["warnings"] = [_without(w, folder) for w in data.get("warnings", [])]
         finally:
             ticket.release()
-        return _json(data)
+        return json_response(data)
 
-
-def typed_options(task, given: dict) -> dict:
-    """Query and form values (text) as the types of the task's options; empty values count as not given.
-    A name the task does not have is passed on for the runner to refuse with the CLI's message."""
-    by_name = {option.name: option for option in task.options}
-    typed = {}
-    for key, value in given.items():
-        name = key.replace("-", "_")
-        option = by_name.get(name)
-        if isinstance(value, str) and option is not None:
-            if not value.strip():
-                continue
-            value = _parse(option, name, value.strip())
-        typed[name] = value
-    return typed
-
-
-def _parse(option, name: str, text: str):
-    if option.type is bool:
-        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-        if text.lower() in words:
-            return words[text.lower()]
-    elif option.type is str:
-        return text
-    else:
-        try:
-            value = option.type(text)
-        except (TypeError, ValueError):
-            pass
-        else:
-            if not isinstance(value, float) or math.isfinite(value):
-                return value
-    kinds = {bool: "true or false", int: "an integer", float: "a number"}
-    raise ConfigError(f"option {name}={text!r} must be {kinds.get(option.type, option.type.__name__)}")
+    add_stream_routes(app, service)
 
 
 def _without(message: str, folder: Path) -> str:
     """A message about a spooled upload, naming the file as the client sent it."""
     return message.replace(str(folder) + os.sep, "")
-
-
-def _json(data, status: int = 200, headers: dict | None = None) -> Response:
-    # `zoo run --json`'s encoding, so results read the same from the CLI and the service
-    return Response(json.dumps(data, default=str), status_code=status, headers=headers, media_type="application/json")
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> Response:
-    return _json({"error": " ".join(message.split())}, status, headers)
 
 
 def status_of(exc: ZooError) -> int:
@@ -294,20 +276,21 @@ def status_of(exc: ZooError) -> int:
 
 async def _zoo_error(_request, exc: ZooError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFull) else None
-    return _error(status_of(exc), str(exc), headers)
+    return error_response(status_of(exc), str(exc), headers)
 
 
 async def _http_error(_request, exc: HTTPException) -> Response:
-    return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
 
 async def _unexpected_error(_request, exc: Exception) -> Response:
     # a bug: the client gets one line; the server logs the traceback (Starlette re-raises it to uvicorn)
-    return _error(500, f"unexpected {type(exc).__name__}: {exc} (the traceback is in the server's log)")
+    return error_response(500, f"unexpected {type(exc).__name__}: {exc} (the traceback is in the server's log)")
 
 
 class _Guard:
-    """The app's first layer: refuses what the Service refuses, adds nosniff, and counts every request."""
+    """The app's first layer: refuses what the Service refuses (WebSocket handshakes too), adds nosniff,
+    and counts every request."""
 
     def __init__(self, app, service: Service, routes):
         self.app = app
@@ -315,7 +298,7 @@ class _Guard:
         self.routes = routes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -323,17 +306,32 @@ class _Guard:
 
         async def answered(message):
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"].removeprefix("websocket.")
+            if kind == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            elif kind == "accept":
+                status = 101
+            elif kind == "close" and status == 500:
+                status = 403  # closed before the handshake completed: uvicorn answers 403
             await send(message)
 
         try:
             refusal = self.service.refusal(scope)
-            if refusal is not None:
+            if refusal is None:
+                await self.app(scope, receive, answered)
+            elif scope["type"] == "http":
                 await refusal(scope, receive, answered)
             else:
-                await self.app(scope, receive, answered)
+                await _deny_socket(scope, receive, answered, refusal)
         finally:
             route = next((r.path for r in self.routes if r.matches(scope)[0] == Match.FULL), "unmatched")
-            self.service.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
+            method = scope.get("method", "WEBSOCKET")
+            self.service.metrics.observe_request(method, route, status, time.perf_counter() - started)
+
+
+async def _deny_socket(scope, receive, send, refusal: Response) -> None:
+    """A refused WebSocket handshake: the HTTP refusal where the server can send one, else a close (403)."""
+    from starlette.websockets import WebSocket
+
+    await deny(WebSocket(scope, receive, send), refusal.status_code, json.loads(refusal.body)["error"])

@@ -37,3 +37,21 @@ class QueueFull(RequestError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnknownStream(RequestError):
+    """No stream has this id (never started, or deleted)."""
+
+    status = 404
+
+
+class TooManyStreams(RequestError):
+    """--max-streams streams already run."""
+
+    status = 503
+
+
+class TooManyViewers(RequestError):
+    """A stream already has as many clients reading it as it serves."""
+
+    status = 503

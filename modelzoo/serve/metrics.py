@@ -43,6 +43,11 @@ class Metrics:
         self.inference_seconds = defaultdict(Histogram)  # model -> Histogram
         self.predictions = defaultdict(int)  # (model, outcome) -> count
         self.rejected = defaultdict(int)  # model -> requests refused with 503
+        self.streams_started = defaultdict(int)  # model -> streams started
+        self.streams_ended = defaultdict(int)  # (model, status) -> streams ended
+        self.streams_rejected = 0  # streams refused past --max-streams
+        self.stream_windows = defaultdict(int)  # (model, outcome) -> window records
+        self.stream_latency = defaultdict(Histogram)  # model -> a window's last frame to its result
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -58,8 +63,28 @@ class Metrics:
         with self._lock:
             self.rejected[model] += 1
 
-    def render(self, queues: dict) -> str:
-        """The text exposition; `queues` maps each served model to its InferenceQueue."""
+    def observe_stream_started(self, model: str) -> None:
+        with self._lock:
+            self.streams_started[model] += 1
+
+    def observe_stream_end(self, model: str, status: str) -> None:
+        with self._lock:
+            self.streams_ended[(model, status)] += 1
+
+    def observe_stream_rejected(self) -> None:
+        with self._lock:
+            self.streams_rejected += 1
+
+    def observe_stream_window(self, model: str, latency_s: float | None) -> None:
+        """A window's record: with its latency when it has a result, None when its inference failed."""
+        with self._lock:
+            self.stream_windows[(model, "error" if latency_s is None else "ok")] += 1
+            if latency_s is not None:
+                self.stream_latency[model].observe(latency_s)
+
+    def render(self, queues: dict, streams: list = ()) -> str:
+        """The text exposition; `queues` maps each served model to its InferenceQueue, `streams` lists
+        (model, status, clients) of each stream the server lists."""
         out = []
 
         def family(name: str, kind: str, help_text: str, lines: list) -> None:
@@ -113,6 +138,64 @@ class Metrics:
                     for m in sorted(set(self.rejected) | set(queues))
                 ],
             )
+            family(
+                "zoo_streams_started_total",
+                "counter",
+                "Streams started (POST /v1/streams), by model.",
+                [
+                    f"zoo_streams_started_total{_labels({'model': m})} {n}"
+                    for m, n in sorted(self.streams_started.items())
+                ],
+            )
+            family(
+                "zoo_streams_ended_total",
+                "counter",
+                "Streams ended, by model and how: ended, lost, stopped or failed.",
+                [
+                    f"zoo_streams_ended_total{_labels({'model': m, 'status': s})} {n}"
+                    for (m, s), n in sorted(self.streams_ended.items())
+                ],
+            )
+            family(
+                "zoo_streams_rejected_total",
+                "counter",
+                "Streams refused with 503 because --max-streams already ran.",
+                [f"zoo_streams_rejected_total {self.streams_rejected}"],
+            )
+            family(
+                "zoo_stream_windows_total",
+                "counter",
+                "Stream windows run, by model and outcome.",
+                [
+                    f"zoo_stream_windows_total{_labels({'model': m, 'outcome': o})} {n}"
+                    for (m, o), n in sorted(self.stream_windows.items())
+                ],
+            )
+            family(
+                "zoo_stream_latency_seconds",
+                "histogram",
+                "Time from a stream window's last frame to its result, by model.",
+                [
+                    line
+                    for model, h in sorted(self.stream_latency.items())
+                    for line in h.lines("zoo_stream_latency_seconds", {"model": model})
+                ],
+            )
+        active = defaultdict(int)
+        for model, status, _clients in streams:
+            active[model] += status in ("starting", "running")
+        family(
+            "zoo_streams_active",
+            "gauge",
+            "Streams starting or running, by model.",
+            [f"zoo_streams_active{_labels({'model': m})} {n}" for m, n in sorted(active.items())],
+        )
+        family(
+            "zoo_stream_clients",
+            "gauge",
+            "Clients reading streams' events or video.",
+            [f"zoo_stream_clients {sum(clients for _m, _s, clients in streams)}"],
+        )
         states = {name: queue.state() for name, queue in sorted(queues.items())}
         family(
             "zoo_queue_depth",

@@ -38,6 +38,21 @@ class InferenceQueue:
             return {"waiting": self._waiting, "busy": self._busy, "limit": self.limit}
 
     @contextlib.contextmanager
+    def turn(self):
+        """The model's turn for a stream's window: waited for like a request's, but outside the limit
+        (a stream holds one window at a time, and streams are bounded by --max-streams)."""
+        with self._turn:
+            while self._busy:
+                self._turn.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify()
+
+    @contextlib.contextmanager
     def hold(self):
         """Take the model's turn outside a request (maintenance, tests): requests wait or get 503 meanwhile."""
         ticket = self.admit()
@@ -97,6 +112,11 @@ class ServedModel:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def loaded(self) -> dict:
+        """The backends this model keeps loaded (`runner.run`'s `loaded`), shared with its streams."""
+        return self._loaded
 
     def admit(self):
         """A Ticket, or QueueFull (503) with how long to wait."""

@@ -81,14 +81,19 @@ async def _chunks(request, limit: int):
         yield chunk
 
 
-async def _read_json(request, limit: int, allowed: tuple) -> RequestInput:
+async def read_json(request, limit: int = FIELDS_LIMIT):
+    """The request's JSON body, read up to `limit` bytes (413 beyond)."""
     body = bytearray()
     async for chunk in _chunks(request, limit):
         body.extend(chunk)
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"the JSON body is not valid JSON ({exc})") from None
+
+
+async def _read_json(request, limit: int, allowed: tuple) -> RequestInput:
+    data = await read_json(request, limit)
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
         raise RequestError('the JSON body must be an object with "path": a file in an --allow-paths folder')
     options = {k: v for k, v in data.items() if k != "path"}

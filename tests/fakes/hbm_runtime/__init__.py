@@ -30,6 +30,18 @@ per model its inputs, outputs and a tiny reference computation the fake evaluate
   + 0.114 E'b), normalized as hb_compile's `data_mean_and_scale` does, (rgb - mean_value) * scale_value,
   then the same features and logits.
 
+- "detections" (in `compute`, with either input kind): the logits are read as K designed candidates' class
+  logits [K, C]. Each candidate sits in one cell (row, col) of one stride's grid over the input and has
+  the distances from that cell's centre to its box's left, top, right and bottom edges, in cells. Outputs
+  then hold one of two layouts (their `value`):
+  "anchor_free": [N, 4 + C, A], every cell of every stride (stride order, row-major), the box centre x, y,
+  width and height in input pixels (centre +- distance, times the stride), then the sigmoid of each class
+  logit; cells with no candidate hold 0.
+  "class_logits" / "box_distributions" (with a `stride`): the head split per stride, NHWC as D-Robotics'
+  S100 detectors give it: the class logits [N, H/s, W/s, C] (`background`, -20 by default, elsewhere),
+  and per edge `bins` logits whose softmax has the edge distance as its mean [N, H/s, W/s, 4 * bins]
+  (the probability shared between the two bins around the distance; zeros elsewhere).
+
 An output whose dtype is an integer type and that has a SCALE quantization holds
 `clip(round(value / scale) + zero_point)`, per tensor or along `axis`; reading it back is
 `(q - zero_point) * scale` (docs/board.md).
@@ -132,7 +144,8 @@ class _Tensor:
     shape: tuple
     dtype: hbDNNDataType
     quant: QuantParams
-    value: str = "logits"  # outputs: "logits" or "features"
+    value: str = "logits"  # outputs: "logits", "features", or a detections layout (see the module docstring)
+    stride: int = 0  # the split head's outputs: which stride's grid
 
     @classmethod
     def parse(cls, doc: dict) -> _Tensor:
@@ -152,6 +165,7 @@ class _Tensor:
             hbDNNDataType[doc["dtype"]],
             quant,
             doc.get("value", "logits"),
+            int(doc.get("stride", 0)),
         )
 
 
@@ -174,6 +188,7 @@ class _Model:
             self.scale_value = np.asarray(compute.get("scale_value", [1, 1, 1]), np.float64).reshape(1, 3, 1, 1)
         elif self.kind != "featuremap":
             raise RuntimeError(f"unknown fake compute kind {self.kind!r}")
+        self.detections = compute.get("detections")
 
     def tensor(self, name: str) -> _Tensor:
         return next(t for t in self.inputs if t.name == name)
@@ -199,7 +214,56 @@ class _Model:
             x = (rgb.transpose(0, 3, 1, 2) - self.mean_value) * self.scale_value
         features = _cell_means(x, self.grid)
         values = {"features": features, "logits": features @ self.weight + self.bias}
-        return {t.name: _store(values[t.value].reshape(t.shape), t) for t in self.outputs}
+        results = {}
+        for t in self.outputs:
+            if t.value in values:
+                value = values[t.value]
+            else:
+                value = _detection_layout(self.detections, values["logits"], t.value, t.stride)
+            results[t.name] = _store(value.reshape(t.shape), t)
+        return results
+
+
+def _detection_layout(design: dict, logits: np.ndarray, layout: str, stride: int) -> np.ndarray:
+    """One output of a designed detector (module docstring) for the logits [N, K * C] of its K candidates."""
+    height, width = design["size"]
+    strides, bins, classes = design["strides"], int(design["bins"]), int(design["classes"])
+    candidates = design["candidates"]
+    count = logits.shape[0]
+    per_candidate = logits.reshape(count, len(candidates), classes)
+    if layout == "anchor_free":
+        offsets = np.cumsum([0] + [(height // s) * (width // s) for s in strides])
+        out = np.zeros((count, 4 + classes, int(offsets[-1])))
+        for k, candidate in enumerate(candidates):
+            s = strides[candidate["level"]]
+            left, top, right, bottom = candidate["ltrb"]
+            x, y = candidate["col"] + 0.5, candidate["row"] + 0.5  # the cell centre, in cells
+            x1, y1, x2, y2 = (x - left) * s, (y - top) * s, (x + right) * s, (y + bottom) * s
+            index = offsets[candidate["level"]] + candidate["row"] * (width // s) + candidate["col"]
+            out[:, :4, index] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+            out[:, 4:, index] = 1.0 / (1.0 + np.exp(-per_candidate[:, k, :]))
+        return out
+    level = strides.index(stride)
+    mine = [(k, c) for k, c in enumerate(candidates) if c["level"] == level]
+    if layout == "class_logits":
+        out = np.full((count, height // stride, width // stride, classes), float(design.get("background", -20.0)))
+        for k, candidate in mine:
+            out[:, candidate["row"], candidate["col"], :] = per_candidate[:, k, :]
+        return out
+    if layout == "box_distributions":
+        out = np.zeros((count, height // stride, width // stride, 4 * bins))
+        for _, candidate in mine:
+            for edge, distance in enumerate(candidate["ltrb"]):
+                low = int(np.floor(distance))
+                probabilities = np.zeros(bins)
+                probabilities[low] = 1.0 - (distance - low)
+                if distance > low:
+                    probabilities[low + 1] = distance - low
+                # the log of each probability: a softmax gives them back (e^-60 for the empty bins)
+                logs = np.log(np.maximum(probabilities, np.exp(-60.0)))
+                out[:, candidate["row"], candidate["col"], edge * bins : (edge + 1) * bins] = logs
+        return out
+    raise RuntimeError(f"unknown fake output value {layout!r}")
 
 
 def _cell_means(x: np.ndarray, grid: int) -> np.ndarray:
@@ -562,6 +626,69 @@ def nv12_model(
             scale_value=[float(v) for v in scale_value],
         ),
     }
+
+
+def detector_model(
+    name: str = "yolo11n",
+    *,
+    layout: str = "split",
+    candidates: list,
+    classes: int = 80,
+    size=(640, 640),
+    strides=(8, 16, 32),
+    bins: int = 16,
+    nv12: bool = True,
+    input_name: str = "images",
+    output_names=None,
+    grid: int = 2,
+    weight=None,
+    bias=None,
+    scale_value=(1 / 255, 1 / 255, 1 / 255),
+    box_scale=None,
+) -> dict:
+    """A designed detector (module docstring): `candidates` are dicts with level (index into `strides`),
+    row, col and ltrb. `layout` "split" gives the head per stride (class logits then box distributions,
+    stride by stride, as D-Robotics' S100 .hbm lists them), "anchor_free" the one decoded output
+    [1, 4 + classes, cells]. NV12 input `<input_name>_y`/`_uv` normalized with data_scale `scale_value`,
+    else a float32 featuremap `input_name`. `box_scale` stores the box distributions as S32 with that
+    per-channel SCALE (axis 3), as the S100 samples allow for them. The class logits of candidate k are
+    features @ weight[:, k*C:(k+1)*C] + bias[k*C:(k+1)*C]."""
+    height, width = (int(d) for d in size)
+    if layout == "split":
+        outputs = []
+        for stride in strides:
+            grid_shape = (1, height // stride, width // stride)
+            outputs.append(_output("", (*grid_shape, classes), "F32", None, None, 3, "class_logits"))
+            box_dtype = "S32" if box_scale is not None else "F32"
+            outputs.append(_output("", (*grid_shape, 4 * bins), box_dtype, box_scale, 0, 3, "box_distributions"))
+            outputs[-2]["stride"] = outputs[-1]["stride"] = int(stride)
+    elif layout == "anchor_free":
+        cells = sum((height // s) * (width // s) for s in strides)
+        outputs = [_output("", (1, 4 + classes, cells), "F32", None, None, 1, "anchor_free")]
+    else:
+        raise ValueError(f"layout is split or anchor_free, not {layout!r}")
+    names = list(output_names) if output_names else [f"output{i}" for i in range(len(outputs))]
+    for output, output_name in zip(outputs, names, strict=True):
+        output["name"] = output_name
+    design = {
+        "size": [height, width],
+        "strides": [int(s) for s in strides],
+        "bins": int(bins),
+        "classes": int(classes),
+        "candidates": [dict(c) for c in candidates],
+    }
+    if nv12:
+        inputs = [
+            {"name": f"{input_name}_y", "shape": [1, height, width, 1], "dtype": "U8"},
+            {"name": f"{input_name}_uv", "shape": [1, height // 2, width // 2, 2], "dtype": "U8"},
+        ]
+        extra = {"y": f"{input_name}_y", "uv": f"{input_name}_uv", "scale_value": [float(v) for v in scale_value]}
+        compute = _compute("nv12", 3 * grid * grid, len(candidates) * classes, grid, 0, weight, bias, **extra)
+    else:
+        inputs = [{"name": input_name, "shape": [1, 3, height, width], "dtype": "F32"}]
+        compute = _compute("featuremap", 3 * grid * grid, len(candidates) * classes, grid, 0, weight, bias)
+    compute["detections"] = design
+    return {"name": name, "desc": f"fake detector {name}", "inputs": inputs, "outputs": outputs, "compute": compute}
 
 
 def write_fake_hbm(path, note: str | None = None, *, models=None, desc: str = "", **featuremap) -> Path:
