@@ -1,5 +1,6 @@
 """Many inputs through one loaded model: decoding and preprocessing in worker threads, overlapped
-with inference, with a bounded number of inputs in flight so memory stays flat however many there are.
+with inference, with a bounded number of inputs in flight so memory stays flat however many there are
+(`prefetch`, which `zoo eval` shares).
 
 Each input gives one record: the `zoo run --json` result, or {"input", "error"} for an input that
 failed (the run goes on). Records carry the input file's size and mtime so `--resume` can skip what
@@ -122,7 +123,7 @@ def plan_run(request, inputs: list, registry, config, cache, *, log=None, skip=N
         registry, model, config, cache, backend=request.backend, model_path=request.model_path,
         weights=request.weights, options=request.backend_options, log=log,
     )  # fmt: skip
-    inputs = expand_inputs(inputs, registry.task_of(model).calibration_suffixes)  # before any download
+    inputs = expand_inputs(inputs, registry.task_of(model).input_suffixes)  # before any download
     runnable, unusable = _first_usable(registry, model, inputs, skip)
     threads = request.threads or config.threads
     if not runnable:
@@ -175,9 +176,47 @@ def pending_inputs(inputs: list, skip, summary: Summary) -> list:
     return todo
 
 
+_END = object()  # the end of prefetch's items (None may be an item)
+
+
+def prefetch(items, prepare, *, workers: int = 1, in_flight: int | None = None):
+    """(item, prepare(item), None), or (item, None, the ZooError it raised), per item in order, with
+    `prepare` running ahead in `workers` threads so decoding overlaps whatever the caller does with
+    each item. At most `in_flight` items (default two per worker) are held at once, the caller's
+    included: an item counts from its submission until the caller asks for the next one."""
+    import numpy  # noqa: F401  (its extension module is initialised once, before the workers import it)
+
+    workers = max(1, workers)
+    in_flight = max(2, in_flight or 2 * workers)  # 2: one item being used while the next one decodes
+    pending: deque = deque()
+    queue = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-prep") as pool:
+
+        def refill(limit: int) -> None:
+            while len(pending) < limit:
+                item = next(queue, _END)
+                if item is _END:
+                    return
+                pending.append((item, pool.submit(prepare, item)))
+
+        refill(in_flight)
+        try:
+            while pending:
+                item, future = pending.popleft()
+                try:
+                    prepared, error = future.result(), None
+                except ZooError as exc:  # that item's failure, not the run's
+                    prepared, error = None, exc
+                refill(in_flight - 1)  # the next items decode while the caller uses this one
+                yield item, prepared, error
+        finally:  # the caller stopped early (an error, Ctrl-C): no decoding left to wait for
+            for _, future in pending:
+                future.cancel()
+
+
 def run_inputs(
-    request, inputs: list, registry, config, cache, *, on_record, log=None, workers: int = 1, in_flight: int = 4,
-    skip=None, summary: Summary | None = None,
+    request, inputs: list, registry, config, cache, *, on_record, log=None, workers: int = 1,
+    in_flight: int | None = None, skip=None, summary: Summary | None = None,
 ) -> Summary:  # fmt: skip
     """Run `request`'s model on every input (files, folders, globs, @lists); `on_record(record, run_result_or_None)`
     gets each record as it finishes, in input order.
@@ -202,7 +241,6 @@ def run_inputs(
             log(f"none of the {len(todo)} input(s) can be opened: the model was not loaded")
         record_unusable(plan, todo, summary, on_record)
         return summary
-    import numpy  # noqa: F401  (initialised once, before worker threads import it)
 
     started = time.perf_counter()
     backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
@@ -216,37 +254,27 @@ def run_inputs(
         tensor = runner.preprocess_source(model, source, options)
         return source, tensor, (time.perf_counter() - begun) * 1000
 
-    pending: deque = deque()
-    items = iter(todo)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="zoo-prep") as pool:
-
-        def refill():
-            while len(pending) < max(1, in_flight):
-                item = next(items, None)
-                if item is None:
-                    return
-                pending.append((item, pool.submit(prepare, item[0])))
-
-        refill()
-        while pending:
-            (path, stamp), future = pending.popleft()
+    decoded = prefetch(todo, lambda item: prepare(item[0]), workers=workers, in_flight=in_flight)
+    for (path, stamp), prepared, error in decoded:
+        result = None
+        if error is None:
+            source, tensor, prepared_ms = prepared
             try:
-                source, tensor, prepared_ms = future.result()
-                refill()  # the next inputs decode while this one runs
                 result = runner.finish_run(
                     registry, model, replace(request, input=path), backend, source, tensor, options, model_file,
                     prepared_ms, load_ms, log=None,
                 )  # fmt: skip
-                load_ms = 0.0  # the model loaded once, for the first record
-                record = result.to_dict()
-                summary.done += 1
             except ZooError as exc:
-                refill()
-                result = None
-                record = {"model": model.name, "input": str(path), "error": str(exc)}
-                summary.failed += 1
-            record["source"] = stamp
-            on_record(record, result)
+                error = exc
+        if result is None:
+            record = {"model": model.name, "input": str(path), "error": str(error)}
+            summary.failed += 1
+        else:
+            load_ms = 0.0  # the model loaded once, for the first record
+            record = result.to_dict()
+            summary.done += 1
+        record["source"] = stamp
+        on_record(record, result)
     return summary
 
 

@@ -25,7 +25,7 @@ COMMANDS = {
     "info": ("models", "info", "Show a model's specification, artifacts, accuracy and board performance."),
     "plugins": ("models", "plugins", "List installed plugins with versions, hooks, models and load errors."),
     "run": ("running", "run", "Run a model on inputs: decode, preprocess, infer, print each result and timings."),
-    "preprocess": ("running", "preprocess", "Write the exact float32 tensor `zoo run` would feed the model, e.g."),
+    "preprocess": ("running", "preprocess", "Write the exact float32 tensor `zoo run` would feed the model, for running it on the board."),
     "export": ("running", "export", "Convert the model's checkpoint to ONNX (no PyTorch needed)."),
     "fetch": ("fetch", "fetch", "Download a model's weights (or prebuilt board model) into the cache and verify them."),
     "cache": ("cache", "cache", "Manage the artifact cache ($ZOO_HOME, cache_dir in zoo.yaml, or the user cache dir)."),

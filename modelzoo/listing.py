@@ -11,12 +11,19 @@ from modelzoo.core.errors import CacheError
 
 
 def backends_here(registry, cache, model) -> list:
-    """Names of backends that could run `model` on this machine now (cheap: no backend import)."""
+    """Names of backends that could run `model` on this machine now, without --model (cheap: no backend import)."""
     return [
         name
         for name, backend in sorted(registry.backends.items())
-        if backend.is_available() and backend.has_model_for(model, cache)
+        if backend.is_available() and _has_model(backend, model, cache)
     ]
+
+
+def _has_model(backend, model, cache) -> bool:
+    try:
+        return backend.has_model_for(model, cache)
+    except CacheError:  # its file is gone or damaged: it runs nothing until that is mended (`zoo info` says how)
+        return False
 
 
 def imported_onnx(cache, model) -> dict | None:

@@ -26,3 +26,28 @@ def board_scheduling(command):
 
 def scheduling_options(priority, bpu_cores) -> dict:
     return {k: v for k, v in (("priority", priority), ("bpu_cores", bpu_cores)) if v is not None}
+
+
+CONVERT_WEIGHTS = "Local checkpoint to convert instead of the official weights."
+
+
+def model_source(model_help: str, weights_help: str = CONVERT_WEIGHTS):
+    """--model FILE (as `model_path`) and --weights CHECKPOINT: the file a command starts from instead
+    of the model's own. `model_help` says what the command does with the file."""
+
+    def decorate(command):
+        command = click.option("--weights", help=weights_help)(command)
+        return click.option("--model", "model_path", help=model_help)(command)
+
+    return decorate
+
+
+def calibration_count(command):
+    """--count: how many samples to make when --calib names inputs rather than `zoo calib`'s .npy files."""
+    return click.option(
+        "--count",
+        type=click.IntRange(min=1),
+        default=100,
+        show_default=True,
+        help="Samples to make when --calib holds inputs.",
+    )(command)

@@ -268,3 +268,48 @@ def test_output_csv(capsys, image_set, tmp_path):
         "False",
     )
     assert wrong["top5"].split("|")[0] == "goldfish"
+
+
+def test_eval_decodes_ahead_while_the_model_runs_and_holds_at_most_two_inputs_per_worker(
+    capsys, image_set, tmp_path, monkeypatch
+):
+    """The overlap and memory bound `zoo run` has on a folder: each run waits until the inputs allowed
+    ahead of it are decoded, so a loop that did not decode ahead would stall (the exact bound, never
+    more, is test_pipeline's prefetch test)."""
+    import threading
+
+    from modelzoo.core import runner
+    from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    data = tmp_path / "data"
+    for folder, color in (("tench", RED), ("goldfish", GREEN)):
+        (data / folder).mkdir(parents=True)
+        for index in range(3):
+            solid_image(data / folder / f"{index}.png", color)
+    count, workers = 6, 2
+    bound = 2 * workers
+    decoded, ran, held = [0], [0], []
+    changed = threading.Condition()
+    preprocess, run = runner.preprocess_source, OnnxRuntimeBackend.run
+
+    def counted_preprocess(*args, **kwargs):
+        tensor = preprocess(*args, **kwargs)
+        with changed:
+            decoded[0] += 1
+            changed.notify_all()
+        return tensor
+
+    def waiting_run(self, batch):
+        with changed:  # decoding goes on while this input waits to run
+            ahead = min(ran[0] + bound, count)
+            assert changed.wait_for(lambda: decoded[0] >= ahead, timeout=30), "inputs were not decoded ahead"
+            held.append(decoded[0] - ran[0])  # decoded, not yet run: this one and those ahead of it
+        output = run(self, batch)
+        ran[0] += 1
+        return output
+
+    monkeypatch.setattr(runner, "preprocess_source", counted_preprocess)
+    monkeypatch.setattr(OnnxRuntimeBackend, "run", waiting_run)
+    report, _ = _eval(capsys, "resnet18", "--dataset", data, "--model", image_set["model"], "--workers", workers)
+    assert report["results"][0]["samples"] == count and report["results"][0]["correct"] == count
+    assert held[0] == bound and max(held) <= bound

@@ -444,6 +444,7 @@ def test_runtime_error_at_import_means_no_board(monkeypatch, fake_runtime):
 
 class _Spec:
     name = "r3d_18"
+    spec = modelzoo.get_model("r3d_18").spec
 
 
 def test_auto_prefers_hbm_for_a_cached_prebuilt_model(monkeypatch, fake_runtime, tmp_path):

@@ -9,20 +9,13 @@ import json
 import numpy as np
 import pytest
 from onnx_models import tiny_video_classifier
-from videos import write_video
+from videos import video_folder, write_video
 from zoo_cli import invoke
 
 
 @pytest.fixture
 def folder(tmp_path):
-    """Three videos (one in a subfolder), a file that is not a video, and a text file zoo must not pick up."""
-    videos = tmp_path / "videos"
-    (videos / "more").mkdir(parents=True)
-    for index, name in enumerate(("a.avi", "b.avi", "more/c.avi")):
-        write_video(videos / name, 20 + 8 * index, 25.0)
-    (videos / "broken.mp4").write_text("not a video")
-    (videos / "notes.txt").write_text("ignored: not an input this model takes")
-    return videos
+    return video_folder(tmp_path / "videos")
 
 
 @pytest.fixture
@@ -157,6 +150,39 @@ def test_a_bad_first_input_does_not_keep_the_others_from_running(capsys, folder,
     bad, good = lines(result.out)
     assert bad["input"].endswith("broken.mp4") and "not a video" in bad["error"]
     assert good["input"].endswith("a.avi") and good["predictions"] and good["timing_ms"]["load"] > 0
+
+
+def test_prefetch_decodes_ahead_within_its_bound_and_keeps_order_and_errors():
+    """What `zoo run` on a folder and `zoo eval` share: the next inputs decode while one is used, never
+    more than `in_flight` held, a failing input is that input's error."""
+    import threading
+
+    from modelzoo.core.errors import InputError
+    from modelzoo.core.pipeline import prefetch
+
+    count, in_flight = 9, 3
+    pulled = []  # items prefetch has taken: each is submitted for decoding as it is taken
+    started = {index: threading.Event() for index in range(count)}
+
+    def items():
+        for index in range(count):
+            pulled.append(index)
+            yield index
+
+    def prepare(index):
+        started[index].set()
+        if index == 4:
+            raise InputError("item 4 does not decode")
+        return index * 10
+
+    seen = []
+    for index, prepared, error in prefetch(items(), prepare, workers=2, in_flight=in_flight):
+        # held now: this item and those decoding ahead of it, exactly up to the bound
+        assert len(pulled) - index == min(in_flight, count - index)
+        if index + 1 < count:  # the next one decodes while this one is used
+            assert started[index + 1].wait(timeout=30), f"item {index + 1} did not decode while {index} was used"
+        seen.append((index, prepared, str(error) if error else None))
+    assert seen == [(i, None, "item 4 does not decode") if i == 4 else (i, i * 10, None) for i in range(count)]
 
 
 class FakeTerminal:

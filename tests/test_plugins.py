@@ -168,7 +168,7 @@ def test_fake_plugin_is_listed_with_its_version_and_hooks(site, capsys):
     models = {m["name"]: m for m in json.loads(out)}
     assert models["fake"]["plugin"] == "fake"
     assert models["fake"]["input"] == {"name": "clip", "shape": ["N", 3, 4, 8, 8], "dtype": "float32"}
-    assert "onnxruntime" in models["fake"]["backends"]
+    assert models["fake"]["backends"] == []  # it publishes no weights: it runs with --weights or --model
     assert {"r3d_18", "resnet18"} <= set(models)  # the built-in plugins still load beside it
 
     info = plugins_json(capsys)["fake"]
@@ -744,6 +744,26 @@ def test_a_plugin_registers_a_new_task_and_a_model_of_it(site, capsys, tmp_path)
 
     (tmp_path / "checks").mkdir()
     assert "runs_end_to_end" in check_model("embed", tmp_path / "checks")
+
+
+def test_a_task_naming_its_input_files_by_the_former_name_still_takes_them(site, capsys, tmp_path):
+    # `calibration_suffixes` was the name of `input_suffixes`: a plugin written with it keeps working
+    body = EMBEDDING_PLUGIN.format(version=HOOKSPEC_VERSION).replace(
+        "    accepts = (TENSOR,)\n", '    accepts = (TENSOR,)\n    calibration_suffixes = (".npy", ".vec")\n'
+    )
+    install_module(site, "embedding", body)
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones((3, 8, 8), np.float32))
+    (folder / "b.vec").write_bytes(b"not a tensor")
+    (folder / "c.txt").write_text("not an input of this task")
+    code, out, err = zoo(capsys, "run", "embed", folder, "--model", channel_means_onnx(tmp_path / "m.onnx"), "--json")
+    records = {Path(json.loads(line)["input"]).name: json.loads(line) for line in out.splitlines()}
+    assert sorted(records) == ["a.npy", "b.vec"], err  # the task's files, and only those
+    assert records["a.npy"]["embedding"] == pytest.approx([3**-0.5] * 3)
+
+    task = get_registry().tasks["embedding"]
+    assert task.input_suffixes == task.calibration_suffixes == (".npy", ".vec")
 
 
 def test_a_model_of_a_task_nobody_registered_is_refused(site, capsys):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from onnx_models import tiny_video_classifier
-from videos import write_video
+from videos import video_folder
 from zoo_cli import invoke
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -125,14 +125,7 @@ def _group_alive(process) -> bool:
 
 @pytest.fixture
 def folder(tmp_path):
-    """Three videos (one in a subfolder), a file that is not a video, and a text file zoo must not pick up."""
-    videos = tmp_path / "videos"
-    (videos / "more").mkdir(parents=True)
-    for index, name in enumerate(("a.avi", "b.avi", "more/c.avi")):
-        write_video(videos / name, 20 + 8 * index, 25.0)
-    (videos / "broken.mp4").write_text("not a video")
-    (videos / "notes.txt").write_text("ignored: not an input this model takes")
-    return videos
+    return video_folder(tmp_path / "videos")
 
 
 @pytest.fixture

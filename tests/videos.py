@@ -31,6 +31,18 @@ def write_video(
     return Path(path)
 
 
+def video_folder(root: Path) -> Path:
+    """What a run over a folder must sort out: three videos (one in a subfolder), a file that is not a
+    video though named like one, and a text file no video model takes. Returns `root`."""
+    root = Path(root)
+    (root / "more").mkdir(parents=True)
+    for index, name in enumerate(("a.avi", "b.avi", "more/c.avi")):
+        write_video(root / name, 20 + 8 * index, 25.0)
+    (root / "broken.mp4").write_text("not a video")
+    (root / "notes.txt").write_text("ignored: not an input this model takes")
+    return root
+
+
 def decode_all(path: Path) -> list:
     """Every frame, decoded independently of zoo, as RGB."""
     import cv2

@@ -8,7 +8,7 @@ Scores are those `zoo run` prints: each sample's softmax averaged over its clips
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,10 +117,12 @@ def evaluate(
     registry, model, labelled, variants: list, options: dict, *, clips_source=None, confused: int = 5,
     workers: int = 1, on_item=None,
 ) -> Evaluation:  # fmt: skip
-    """Run every item of `labelled` (a LabelledSet) through every variant; inputs that fail to open or
-    decode are skipped and named, not fatal. `on_item()` is called after each item (progress)."""
+    """Run every item of `labelled` (a LabelledSet) through every variant, decoding ahead in `workers`
+    threads as `zoo run` does (`core.pipeline.prefetch`); inputs that fail to open or decode are skipped
+    and named, not fatal. `on_item()` is called for each item (progress)."""
     import numpy as np
 
+    from modelzoo.core.pipeline import prefetch
     from modelzoo.core.runner import open_source, preprocess_source
     from modelzoo.core.tasks.classification import softmax
 
@@ -133,11 +135,11 @@ def evaluate(
         source = open_source(registry, model, item.path)
         return preprocess_source(model, source, options)
 
-    for item, tensor, error in _prefetched(labelled.items, prepare, workers):
+    for item, tensor, error in prefetch(labelled.items, prepare, workers=workers):
         if on_item:
             on_item()
         if error is not None:
-            skipped.append((item.path, error))
+            skipped.append((item.path, str(error)))
             continue
         try:
             outputs = [np.asarray(variant.runner.run(tensor), dtype=np.float32) for variant in variants]
@@ -295,36 +297,6 @@ def environment(registry, model, variants) -> dict:
     from modelzoo.core.accuracy.measured import measurement_environment
 
     return measurement_environment(registry, model, [variant.runner.describe() for variant in variants])
-
-
-def _prefetched(items: list, prepare, workers: int, in_flight: int | None = None):
-    """(item, prepared, error_text) in order, `prepare` running ahead in worker threads so decoding
-    overlaps inference; at most `in_flight` inputs are held at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy  # noqa: F401  (its extension module is initialised once, before the workers import it)
-
-    in_flight = in_flight or 2 * max(1, workers)
-    pending: deque = deque()
-    queue = iter(items)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="zoo-eval") as pool:
-
-        def refill() -> None:
-            while len(pending) < in_flight:
-                item = next(queue, None)
-                if item is None:
-                    return
-                pending.append((item, pool.submit(prepare, item)))
-
-        refill()
-        while pending:
-            item, future = pending.popleft()
-            try:
-                prepared, error = future.result(), None
-            except ZooError as exc:
-                prepared, error = None, str(exc)
-            refill()
-            yield item, prepared, error
 
 
 def write_predictions(evaluation: Evaluation, path) -> Path:

@@ -84,25 +84,32 @@ def _named_note(path: Path, sha256: str) -> str:
 
 def _chosen_weights(spec, cache) -> Weights | None:
     """The custom weights imported with `zoo fetch MODEL --weights FILE`, if that is what this cache uses."""
-    record = cache.selection(spec.name, "weights")
+    undo = f"`zoo fetch {spec.name}` goes back to the official weights"
+    entry = chosen_file(cache, spec.name, "weights", "custom weights", undo=undo)
+    if entry is None:
+        return None
+    note = f"using custom weights imported from {entry.origin} (sha256 {entry.sha256[:12]}…); {undo}"
+    return Weights(entry.path, entry.sha256, entry.official, entry.verified, note, chosen=True, origin=entry.origin)
+
+
+def chosen_file(cache, model_name: str, artifact: str, what: str, undo: str = "") -> CachedFile | None:
+    """The file imported with `zoo fetch MODEL --ARTIFACT FILE` and used since, or None. One that left
+    the cache or is damaged is a CacheError: running something else in its place would surprise."""
+    record = cache.selection(model_name, artifact)
     if record is None:
         return None
-    entry = cache.find_by_sha(spec.name, record["sha256"])
+    entry = cache.find_by_sha(model_name, record["sha256"])
     origin = entry.origin if entry is not None else origin_of(record.get("from"))
-    undo = f"`zoo fetch {spec.name}` goes back to the official weights"
+    imported = f"the {what} file of {model_name} imported from {origin}"
+    again = f"import it again with `zoo fetch {model_name} --{artifact} FILE`" + (f", or {undo}" if undo else "")
     if entry is None:
-        raise CacheError(
-            f"the custom weights of {spec.name} imported from {origin} are no longer in the cache "
-            f"({cache.root}); import them again with `zoo fetch {spec.name} --weights FILE`, or {undo}"
-        )
+        raise CacheError(f"{imported} is no longer in the cache ({cache.root}); {again}")
     if entry.damage:
         raise CacheError(
-            f"the custom weights of {spec.name} imported from {origin} are damaged in the cache ({entry.damage}); "
-            f"remove them with `zoo cache clean {spec.name}` and import them again with "
-            f"`zoo fetch {spec.name} --weights FILE`"
+            f"{imported} is damaged in the cache ({entry.damage}); remove it with `zoo cache clean {model_name}` "
+            f"and {again}"
         )
-    note = f"using custom weights imported from {origin} (sha256 {entry.sha256[:12]}…); {undo}"
-    return Weights(entry.path, entry.sha256, entry.official, entry.verified, note, chosen=True, origin=origin)
+    return entry
 
 
 def resolve_onnx(model, registry, weights: Weights, cache, log=None) -> tuple:
@@ -249,20 +256,26 @@ def _check_recorded_model(model, path: Path) -> None:
         return
     import onnx
 
-    from modelzoo.core.contract.registry import blamed_on
-
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:
         return  # not readable as ONNX: the backend that loads it says so, in its own words
+    check_onnx_of(model, proto, str(path))
+    _CHECKED.add(key)  # only a passed check is remembered
+
+
+def check_onnx_of(model, proto, where: str) -> None:
+    """`model.check_onnx(proto)`: a file that is not the model's is the user's InputError, prefixed by
+    `where`; the check itself failing is the plugin's PluginError."""
+    from modelzoo.core.contract.registry import blamed_on
+
     try:
         with blamed_on(model.plugin, f"check_onnx for {model.name}"):
             model.check_onnx(proto)
     except PluginError:
         raise
     except ZooError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    _CHECKED.add(key)  # only a passed check is remembered
+        raise InputError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

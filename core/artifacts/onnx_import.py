@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.core.artifacts.cache import CachedFile, origin_of, sha256_file
-from modelzoo.core.errors import CacheError, InputError, PluginError, ZooError
+from modelzoo.core.artifacts.artifacts import check_onnx_of, chosen_file
+from modelzoo.core.artifacts.cache import CachedFile, sha256_file
+from modelzoo.core.errors import InputError
 
 ARTIFACT = "onnx"
 
@@ -19,8 +20,6 @@ ARTIFACT = "onnx"
 def import_onnx(model, cache, path) -> CachedFile:
     """Check `path` against `model`, copy it into the cache and use it from now on; returns its cache entry."""
     import onnx
-
-    from modelzoo.core.contract.registry import blamed_on
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -39,13 +38,7 @@ def import_onnx(model, cache, path) -> CachedFile:
             f"{path} keeps its weights in separate files ({len(external)} external tensors); "
             "export it as one self-contained .onnx file"
         )
-    try:
-        with blamed_on(model.plugin, f"check_onnx for {model.name}"):
-            model.check_onnx(proto)
-    except PluginError:
-        raise
-    except ZooError as exc:
-        raise InputError(f"{path.name}: {exc}") from None
+    check_onnx_of(model, proto, path.name)
     sha256 = sha256_file(path)
     cached = cache.add_file(model.name, ARTIFACT, path, path.resolve().as_uri(), sha256, verified=False, official=False)
     cache.select(model.name, ARTIFACT, cached)
@@ -56,19 +49,5 @@ def imported_onnx(model, cache) -> Path | None:
     """The ONNX imported for `model` with `zoo fetch MODEL --onnx FILE`, or None; a missing or damaged one is said."""
     if cache is None:
         return None
-    record = cache.selection(model.name, ARTIFACT)
-    if record is None:
-        return None
-    entry = cache.find_by_sha(model.name, record["sha256"])
-    origin = entry.origin if entry is not None else origin_of(record.get("from"))
-    again = f"import it again with `zoo fetch {model.name} --onnx FILE`"
-    if entry is None:
-        raise CacheError(
-            f"the ONNX of {model.name} imported from {origin} is no longer in the cache ({cache.root}); {again}"
-        )
-    if entry.damage:
-        raise CacheError(
-            f"the ONNX of {model.name} imported from {origin} is damaged in the cache ({entry.damage}); "
-            f"remove it with `zoo cache clean {model.name}` and {again}"
-        )
-    return entry.path
+    entry = chosen_file(cache, model.name, ARTIFACT, "ONNX")
+    return entry.path if entry is not None else None

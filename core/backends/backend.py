@@ -43,8 +43,11 @@ class Backend:
 
     @classmethod
     def has_model_for(cls, model, cache) -> bool:
-        """Whether it can run `model` without --model: from converted weights or a cached file of its own."""
-        return cls.converts_weights or cls.default_model(model, cache) is not None
+        """Whether it can run `model` without --model: the model publishes weights it converts, or it has
+        a file of its own (`default_model`). May raise CacheError for such a file gone bad."""
+        if cls.converts_weights and model.spec.artifact("weights") is not None:
+            return True
+        return cls.default_model(model, cache) is not None
 
     @classmethod
     def unavailable_message(cls) -> str:
@@ -75,6 +78,9 @@ def choose_backend(model, requested: str, model_path, backends: dict, cache):
         return backend
     candidates = sorted(backends.values(), key=lambda b: -b.auto_priority)
     unavailable = []  # backends that could run the file but not here: the most useful thing to say
+    # Without --model and with no backend holding the model, one that converts checkpoints: it converts
+    # --weights, or its conversion says how to get the model (a model that publishes no weights).
+    converter = None
     for backend in candidates:
         if model_path is not None and Path(model_path).suffix not in backend.model_suffixes:
             continue
@@ -83,8 +89,11 @@ def choose_backend(model, requested: str, model_path, backends: dict, cache):
                 unavailable.append(backend)
             continue
         if model_path is None and not backend.has_model_for(model, cache):
+            converter = converter or (backend if backend.converts_weights else None)
             continue
         return backend
+    if converter is not None:
+        return converter
     what = Path(model_path).name if model_path is not None else model.name
     if model_path is not None and Path(model_path).suffix in (".pth", ".pt", ".safetensors", ".npz"):
         raise BackendError(f"{what} looks like a checkpoint, not a model file; pass it as --weights {model_path}")

@@ -82,7 +82,7 @@ def write_calibration(
 
     out_dir = Path(out_dir)  # created by the first sample written, so a failed run leaves nothing
     report = CalibrationReport(out_dir=out_dir, count=count)
-    sources = find_sources(inputs, registry.task_of(model).calibration_suffixes)
+    sources = find_sources(inputs, registry.task_of(model).input_suffixes)
     if options is None:
         options = task_options(registry, model, Config())  # calibration ignores zoo.yaml's run settings
     before = set(out_dir.glob("*.npy"))
@@ -122,7 +122,7 @@ def check_calibration_dir(registry, model, calib_dir) -> None:
     if not calib_dir.is_dir():
         raise InputError(f"--calib {calib_dir} is not a directory; make one with `zoo calib {model.name}`")
     if not any(calib_dir.glob("*.npy")):
-        find_sources([calib_dir], registry.task_of(model).calibration_suffixes)
+        find_sources([calib_dir], registry.task_of(model).input_suffixes)
 
 
 def collect_calibration(registry, model, calib_dir, target, shape: tuple, *, count: int = 100, log=None) -> int:

@@ -50,7 +50,20 @@ class Task:
     accepts: ClassVar[tuple] = ()  # input kinds, from the constants above
     options: ClassVar[tuple] = ()  # Option, ...
     preprocessing_type: ClassVar[type | None] = None  # the dataclass ModelSpec.preprocessing must be
-    calibration_suffixes: ClassVar[tuple] = (".npy",)  # files `zoo calib DIR` takes from a folder
+    # The files this task takes from a folder: `zoo run --input DIR`, `zoo calib DIR`,
+    # `zoo quantize --calib DIR` and `zoo eval`'s sets.
+    input_suffixes: ClassVar[tuple] = (".npy",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Plugins written before the rename set `calibration_suffixes`; it means the same.
+        if "calibration_suffixes" in cls.__dict__ and "input_suffixes" not in cls.__dict__:
+            cls.input_suffixes = cls.__dict__["calibration_suffixes"]
+
+    @property
+    def calibration_suffixes(self) -> tuple:
+        """The former name of `input_suffixes`, still readable."""
+        return self.input_suffixes
 
     @property
     def model_class(self) -> type:

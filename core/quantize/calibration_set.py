@@ -86,7 +86,7 @@ def open_calibration_set(registry, model, directory, *, count: int = 100) -> Cal
         for path in arrays:  # the content decides the calibration, not the file names
             digest.update(sha256_file(path).encode())
         return CalibrationSet(directory, "samples", digest.hexdigest(), tuple(arrays), tuple(samples))
-    sources = find_sources([directory], registry.task_of(model).calibration_suffixes)
+    sources = find_sources([directory], registry.task_of(model).input_suffixes)
     described = {
         "model": model.name,
         "count": count,

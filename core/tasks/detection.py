@@ -90,7 +90,7 @@ class DetectionTask(Task):
     accepts = (IMAGE, TENSOR)
     options = (CONF, IOU, MAX_DET)
     preprocessing_type = DetectionPreprocessing
-    calibration_suffixes = (*sorted(IMAGE_SUFFIXES), ".npy")
+    input_suffixes = (*sorted(IMAGE_SUFFIXES), ".npy")
 
     @property
     def model_class(self) -> type:

@@ -36,7 +36,7 @@ class ImageClassificationTask(Task):
     accepts = (IMAGE, TENSOR)
     options = (TOP_K,)
     preprocessing_type = ImagePreprocessing
-    calibration_suffixes = (*sorted(IMAGE_SUFFIXES), ".npy")
+    input_suffixes = (*sorted(IMAGE_SUFFIXES), ".npy")
 
     @property
     def model_class(self) -> type:

@@ -36,7 +36,7 @@ class VideoClassificationTask(Task):
     accepts = (VIDEO, FRAMES, TENSOR)
     options = (CLIPS, TOP_K)
     preprocessing_type = VideoPreprocessing
-    calibration_suffixes = (*sorted(VIDEO_SUFFIXES), ".npy")
+    input_suffixes = (*sorted(VIDEO_SUFFIXES), ".npy")
 
     @property
     def model_class(self) -> type:

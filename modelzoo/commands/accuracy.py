@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from modelzoo.options import model_source
 from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.session import pass_session
 
@@ -46,8 +47,7 @@ def _names(value: str | None, option: str, allowed=None) -> list:
     "backends",
     help="Backend, or several comma-separated (onnxruntime,hbm); default auto, or zoo.yaml.",
 )
-@click.option("--model", "model_path", help="Evaluate this model file instead of the converted weights.")
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@model_source("Evaluate this model file instead of the converted weights.")
 @click.option(
     "--clips", type=click.IntRange(min=1), help="Clips per video (video models; default: the published protocol's)."
 )
@@ -79,7 +79,7 @@ def evaluate(
     chosen = _names(precisions, "--precision", ("fp32", "int8")) or [resolve_precision(config, found, None)]
     options, clips_source = eval_options(registry, found, config, clips)
     labelled = open_labelled_set(
-        dataset, found.spec.labels, task.calibration_suffixes, registry.dataset_formats, format_name
+        dataset, found.spec.labels, task.input_suffixes, registry.dataset_formats, format_name
     )  # unknown labels fail here, before any model file is made
     variants = prepare_variants(
         registry, found, config, session.cache, precisions=chosen, backends=_names(backends, "--backend") or [None],

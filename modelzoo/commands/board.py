@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.options import board_scheduling, scheduling_options
+from modelzoo.options import board_scheduling, calibration_count, model_source, scheduling_options
 from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.session import pass_session
 
@@ -70,16 +70,9 @@ def _march_option(function):
     )(function)
 
 
-def _model_options(function):
-    function = click.option("--weights", help="Local checkpoint to convert instead of the official weights.")(function)
-    return click.option("--model", "model_path", help="Start from this .onnx instead of the converted weights.")(
-        function
-    )
-
-
 @click.command()
 @click.argument("model")
-@_model_options
+@model_source("Start from this .onnx instead of the converted weights.")
 @_march_option
 @_rewrite_option
 @click.option(
@@ -143,7 +136,7 @@ def patch(session, model, model_path, weights, march, rewrites, output, as_json)
 
 @click.command()
 @click.argument("model")
-@_model_options
+@model_source("Start from this .onnx instead of the converted weights.")
 @_march_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
@@ -217,7 +210,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
         raise InputError(
             f"no calibration input; pass --input FILE_OR_DIR (inputs like the deployment data: {task.accepted()})"
         )
-    sources = find_sources(all_inputs, task.calibration_suffixes)
+    sources = find_sources(all_inputs, task.input_suffixes)
     with progress(len(sources), "calibration") as bar:
 
         def advanced(_source, _error):
@@ -247,7 +240,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
 
 @click.command("compile")
 @click.argument("model")
-@_model_options
+@model_source("Start from this .onnx instead of the converted weights.")
 @_march_option
 @_rewrite_option
 @click.option(
@@ -260,13 +253,7 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
     "--output", "-o", "workdir", type=click.Path(file_okay=False), help="Working directory (default MODEL_MARCH)."
 )
 @click.option("--fast-perf", is_flag=True, help="Only hb_compile's quick performance estimate (random calibration).")
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Samples to take when --calib holds inputs.",
-)
+@calibration_count
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def compile_model(session, model, model_path, weights, march, rewrites, calib_dir, workdir, fast_perf, count, as_json):
@@ -371,8 +358,7 @@ def _echo_prepared(data: dict) -> None:
 @click.command()
 @click.argument("model")
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
-@click.option("--model", "model_path", help="Measure this model file (.onnx, or .hbm on the board).")
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@model_source("Measure this model file (.onnx, or .hbm on the board).")
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "int8"]),

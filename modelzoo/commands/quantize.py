@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from modelzoo.core.quantize.host import DEFAULT_METHOD, METHODS, NODE_SAMPLES
+from modelzoo.options import calibration_count, model_source
 from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.session import pass_session
 
@@ -39,8 +40,7 @@ def bar(label: str, total: int):
     type=click.Path(file_okay=False),
     help="Calibration .npy files from `zoo calib` (or inputs to make them from); default: zoo.yaml's `calib`.",
 )
-@click.option("--model", "model_path", help="Quantize this .onnx instead of the converted weights.")
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@model_source("Quantize this .onnx instead of the converted weights.")
 @click.option(
     "--method",
     type=click.Choice(METHODS),
@@ -49,13 +49,7 @@ def bar(label: str, total: int):
     help="Calibration method for activation ranges.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the INT8 .onnx here.")
-@click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Samples to make when --calib holds inputs.",
-)
+@calibration_count
 @click.option(
     "--node-samples",
     type=click.IntRange(min=0),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.options import board_scheduling, scheduling_options
+from modelzoo.options import CONVERT_WEIGHTS, board_scheduling, model_source, scheduling_options
 from modelzoo.output import emit_json, notice
 from modelzoo.session import pass_session
 
@@ -91,10 +91,7 @@ def stream_option_flags(command):
     "--input", "-i", "input_paths", multiple=True,
     help="Video, image or .npy; a folder, a glob or @list.txt runs each input in it (repeatable).",
 )  # fmt: skip
-@click.option(
-    "--model", "model_path", help="Run this model file (.onnx, or .hbm on the board) instead of the converted weights."
-)
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@model_source("Run this model file (.onnx, or .hbm on the board) instead of the converted weights.")
 @click.option(
     "--force",
     is_flag=True,
@@ -302,7 +299,7 @@ def _run_many(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def preprocess(session, model, input_path, output, task_options, as_json):
-    """Write the exact float32 tensor `zoo run` would feed the model, e.g. to run it on the board."""
+    """Write the exact float32 tensor `zoo run` would feed the model, for running it on the board."""
     from modelzoo.core.inputs.tensor_file import save_npy
     from modelzoo.core.runner import prepare_input
     from modelzoo.core.runner import task_options as resolve_task_options
@@ -328,7 +325,7 @@ def preprocess(session, model, input_path, output, task_options, as_json):
 
 @click.command()
 @click.argument("model")
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights.")
+@click.option("--weights", help=CONVERT_WEIGHTS)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Where to write the .onnx (default MODEL.onnx).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelzoo.options import board_scheduling, scheduling_options
+from modelzoo.options import board_scheduling, model_source, scheduling_options
 from modelzoo.output import notice
 from modelzoo.session import pass_session
 
@@ -17,8 +17,10 @@ from modelzoo.session import pass_session
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--backend", help="auto, onnxruntime, hbm, or a plugin's backend (default auto, or zoo.yaml).")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), help="Host precision, as in `zoo run`.")
-@click.option("--model", "model_path", help="Serve this model file (.onnx, or .hbm on the board); one MODEL.")
-@click.option("--weights", help="Local checkpoint to convert instead of the official weights; one MODEL.")
+@model_source(
+    "Serve this model file (.onnx, or .hbm on the board); one MODEL.",
+    "Local checkpoint to convert instead of the official weights; one MODEL.",
+)
 @click.option(
     "--force", is_flag=True, help="Serve a --model ONNX that records another model's architecture (a warning)."
 )

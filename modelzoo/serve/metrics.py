@@ -87,133 +87,115 @@ class Metrics:
         (model, status, clients) of each stream the server lists."""
         out = []
 
-        def family(name: str, kind: str, help_text: str, lines: list) -> None:
-            out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines])
+        def family(name: str, kind: str, help_text: str, labels: tuple, values: dict) -> None:
+            """One family: `values` maps each series' label values (in `labels`' order) to a number or Histogram."""
+            out.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
+            for key, value in sorted(values.items()):
+                named = dict(zip(labels, key if isinstance(key, tuple) else (key,)))
+                out.extend(
+                    value.lines(name, named) if isinstance(value, Histogram) else [f"{name}{_labels(named)} {value}"]
+                )
 
+        model, outcome = ("model",), ("model", "outcome")
         with self._lock:
             family(
                 "zoo_http_requests_total",
                 "counter",
                 "HTTP requests answered, by method, route and status code.",
-                [
-                    f"zoo_http_requests_total{_labels({'method': m, 'route': r, 'status': s})} {n}"
-                    for (m, r, s), n in sorted(self.requests.items())
-                ],
+                ("method", "route", "status"),
+                self.requests,
             )
             family(
                 "zoo_http_request_duration_seconds",
                 "histogram",
                 "Time from the request's arrival to its response, by method and route.",
-                [
-                    line
-                    for (m, r), h in sorted(self.request_seconds.items())
-                    for line in h.lines("zoo_http_request_duration_seconds", {"method": m, "route": r})
-                ],
+                ("method", "route"),
+                self.request_seconds,
             )
             family(
                 "zoo_inference_duration_seconds",
                 "histogram",
                 "Time a prediction holds its model (decode, preprocess, inference, postprocess), by model.",
-                [
-                    line
-                    for model, h in sorted(self.inference_seconds.items())
-                    for line in h.lines("zoo_inference_duration_seconds", {"model": model})
-                ],
+                model,
+                self.inference_seconds,
             )
             family(
-                "zoo_predictions_total",
-                "counter",
-                "Predictions run, by model and outcome.",
-                [
-                    f"zoo_predictions_total{_labels({'model': m, 'outcome': o})} {n}"
-                    for (m, o), n in sorted(self.predictions.items())
-                ],
+                "zoo_predictions_total", "counter", "Predictions run, by model and outcome.", outcome, self.predictions
             )
             family(
                 "zoo_queue_rejected_total",
                 "counter",
                 "Prediction requests refused with 503 because the model's queue was full.",
-                [
-                    f"zoo_queue_rejected_total{_labels({'model': m})} {self.rejected.get(m, 0)}"
-                    for m in sorted(set(self.rejected) | set(queues))
-                ],
+                model,
+                {m: self.rejected.get(m, 0) for m in set(self.rejected) | set(queues)},
             )
             family(
                 "zoo_streams_started_total",
                 "counter",
                 "Streams started (POST /v1/streams), by model.",
-                [
-                    f"zoo_streams_started_total{_labels({'model': m})} {n}"
-                    for m, n in sorted(self.streams_started.items())
-                ],
+                model,
+                self.streams_started,
             )
             family(
                 "zoo_streams_ended_total",
                 "counter",
                 "Streams ended, by model and how: ended, lost, stopped or failed.",
-                [
-                    f"zoo_streams_ended_total{_labels({'model': m, 'status': s})} {n}"
-                    for (m, s), n in sorted(self.streams_ended.items())
-                ],
+                ("model", "status"),
+                self.streams_ended,
             )
             family(
                 "zoo_streams_rejected_total",
                 "counter",
                 "Streams refused with 503 because --max-streams already ran.",
-                [f"zoo_streams_rejected_total {self.streams_rejected}"],
+                (),
+                {(): self.streams_rejected},
             )
             family(
                 "zoo_stream_windows_total",
                 "counter",
                 "Stream windows run, by model and outcome.",
-                [
-                    f"zoo_stream_windows_total{_labels({'model': m, 'outcome': o})} {n}"
-                    for (m, o), n in sorted(self.stream_windows.items())
-                ],
+                outcome,
+                self.stream_windows,
             )
             family(
                 "zoo_stream_latency_seconds",
                 "histogram",
                 "Time from a stream window's last frame to its result, by model.",
-                [
-                    line
-                    for model, h in sorted(self.stream_latency.items())
-                    for line in h.lines("zoo_stream_latency_seconds", {"model": model})
-                ],
+                model,
+                self.stream_latency,
             )
         active = defaultdict(int)
-        for model, status, _clients in streams:
-            active[model] += status in ("starting", "running")
-        family(
-            "zoo_streams_active",
-            "gauge",
-            "Streams starting or running, by model.",
-            [f"zoo_streams_active{_labels({'model': m})} {n}" for m, n in sorted(active.items())],
-        )
+        for name, status, _clients in streams:
+            active[name] += status in ("starting", "running")
+        family("zoo_streams_active", "gauge", "Streams starting or running, by model.", model, active)
         family(
             "zoo_stream_clients",
             "gauge",
             "Clients reading streams' events or video.",
-            [f"zoo_stream_clients {sum(clients for _m, _s, clients in streams)}"],
+            (),
+            {(): sum(clients for _m, _s, clients in streams)},
         )
-        states = {name: queue.state() for name, queue in sorted(queues.items())}
+        states = {name: queue.state() for name, queue in queues.items()}
         family(
             "zoo_queue_depth",
             "gauge",
             "Prediction requests admitted and waiting for their model.",
-            [f"zoo_queue_depth{_labels({'model': m})} {s['waiting']}" for m, s in states.items()],
+            model,
+            {m: s["waiting"] for m, s in states.items()},
         )
         family(
             "zoo_queue_limit",
             "gauge",
             "How many requests may wait for the model (zoo serve --queue).",
-            [f"zoo_queue_limit{_labels({'model': m})} {s['limit']}" for m, s in states.items()],
+            model,
+            {m: s["limit"] for m, s in states.items()},
         )
         family(
             "zoo_model_busy",
             "gauge",
             "1 while the model runs a prediction.",
-            [f"zoo_model_busy{_labels({'model': m})} {int(s['busy'])}" for m, s in states.items()],
+            model,
+            {m: int(s["busy"]) for m, s in states.items()},
         )
         return "\n".join(out) + "\n"
 
