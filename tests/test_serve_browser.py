@@ -87,6 +87,9 @@ def d_text(driver, element_id: str) -> str:
 def open_page(driver, base: str, models: int = 1) -> None:
     driver.get(base + "/")
     wait_for(driver, lambda d: d_text(d, "status") == f"{models} model", "the page lists the served model")
+    # the model's option fields come with its info, fetched after the listing
+    has_options = "return document.querySelector('[data-option]') !== null"
+    wait_for(driver, lambda d: d.execute_script(has_options), "the model's options are shown")
 
 
 def upload(driver, path: Path) -> None:
