@@ -154,13 +154,31 @@ def _first_usable(registry, model, inputs: list, skip) -> tuple[bool, dict]:
     return False, unusable
 
 
-def record_unusable(plan: RunPlan, todo: list, summary: Summary, on_record) -> None:
-    """A run with no input that opens: each input to run gets its error record (the model never loaded)."""
+def runnable_plan(request, inputs: list, registry, config, cache, *, skip, summary: Summary, on_record, log=None):
+    """`plan_run` and the inputs still to run: (plan, todo), or None when there is no model to load, since
+    nothing is left to run (all recorded already) or no input opens (each gets its error record, and
+    nothing was downloaded or converted). Shared by every engine."""
+    plan = plan_run(request, inputs, registry, config, cache, log=log, skip=skip)
+    todo = pending_inputs(plan.inputs, skip, summary)
+    if plan.model_file is not None:
+        return plan, todo
+    if todo and log:
+        log(f"none of the {len(todo)} input(s) can be opened: the model was not loaded")
     for path, stamp in todo:
-        error = plan.unusable.get(path)
-        record = {"model": plan.model.name, "input": str(path), "error": str(error), "source": stamp}
+        record_outcome(summary, on_record, plan.model.name, path, stamp, error=plan.unusable.get(path))
+    return None
+
+
+def record_outcome(summary: Summary, on_record, model_name: str, path, stamp, result=None, error=None) -> None:
+    """One input's record, counted in `summary`: the RunResult's dict, or the input's error."""
+    if result is None:
+        record = {"model": model_name, "input": str(path), "error": str(error)}
         summary.failed += 1
-        on_record(record, None)
+    else:
+        record = result.to_dict()
+        summary.done += 1
+    record["source"] = stamp
+    on_record(record, result)
 
 
 def pending_inputs(inputs: list, skip, summary: Summary) -> list:
@@ -227,23 +245,18 @@ def run_inputs(
     from modelzoo.core import runner
 
     summary = summary or Summary()
-    plan = plan_run(request, inputs, registry, config, cache, log=log, skip=skip)
-    model, options, threads, backend_cls, model_file = (
-        plan.model,
-        plan.options,
-        plan.threads,
-        plan.backend_cls,
-        plan.model_file,
+    runnable = runnable_plan(
+        request, inputs, registry, config, cache, skip=skip, summary=summary, on_record=on_record, log=log
     )
-    todo = pending_inputs(plan.inputs, skip, summary)
-    if model_file is None:
-        if todo and log:
-            log(f"none of the {len(todo)} input(s) can be opened: the model was not loaded")
-        record_unusable(plan, todo, summary, on_record)
+    if runnable is None:
         return summary
+    plan, todo = runnable
+    model, options, model_file = plan.model, plan.options, plan.model_file
 
     started = time.perf_counter()
-    backend = runner.load_backend(backend_cls, model_file, model, cache, threads=threads, **request.backend_options)
+    backend = runner.load_backend(
+        plan.backend_cls, model_file, model, cache, threads=plan.threads, **request.backend_options
+    )
     load_ms = (time.perf_counter() - started) * 1000
 
     def prepare(path):
@@ -266,15 +279,9 @@ def run_inputs(
                 )  # fmt: skip
             except ZooError as exc:
                 error = exc
-        if result is None:
-            record = {"model": model.name, "input": str(path), "error": str(error)}
-            summary.failed += 1
-        else:
+        if result is not None:
             load_ms = 0.0  # the model loaded once, for the first record
-            record = result.to_dict()
-            summary.done += 1
-        record["source"] = stamp
-        on_record(record, result)
+        record_outcome(summary, on_record, model.name, path, stamp, result, error)
     return summary
 
 

@@ -48,7 +48,7 @@ def run_inputs(
 
     `workers` is the local engine's; Ray sizes its tasks and actor pool by the cluster's CPUs.
     """
-    from modelzoo.core.pipeline import Summary, pending_inputs, plan_run, record_unusable
+    from modelzoo.core.pipeline import Summary, record_outcome, runnable_plan
 
     if request.save:
         raise InputError("--save writes one annotated file on this machine: leave out --engine ray")
@@ -56,39 +56,24 @@ def run_inputs(
     _check_reachable(address)  # a wrong address is a user error before any work (Ray itself retries for minutes)
     summary = summary or Summary()
     # The run itself is checked and its model file made on the driver, once, as the local engine does.
-    plan = plan_run(request, inputs, registry, config, cache, log=log, skip=skip)
-    model, options, threads, backend_cls, model_file = (
-        plan.model,
-        plan.options,
-        plan.threads,
-        plan.backend_cls,
-        plan.model_file,
+    runnable = runnable_plan(
+        request, inputs, registry, config, cache, skip=skip, summary=summary, on_record=on_record, log=log
     )
-    inputs = plan.inputs
-    todo = pending_inputs(inputs, skip, summary)
-    if not todo:
+    if runnable is None:  # nothing to run, or no input opens: records only; no download, conversion or Ray
         return summary
-    if model_file is None:  # no input opens: records only; no download, conversion or Ray
-        record_unusable(plan, todo, summary, on_record)
-        return summary
+    plan, todo = runnable
 
     started_ray = _connect(ray, address)
-    rows = _run_on_ray(ray, request, model, options, backend_cls, Path(model_file), threads, todo, log)
+    rows = _run_on_ray(
+        ray, request, plan.model, plan.options, plan.backend_cls, Path(plan.model_file), plan.threads, todo, log
+    )
     try:
         for index, result_bytes, error, fatal in rows:
             if fatal:  # the run itself cannot go on (the model does not load there): as the local engine, stop
                 raise pickle.loads(fatal)
             path, stamp = todo[index]
-            if error:
-                result = None
-                record = {"model": model.name, "input": str(path), "error": error}
-                summary.failed += 1
-            else:
-                result = pickle.loads(result_bytes)
-                record = result.to_dict()
-                summary.done += 1
-            record["source"] = stamp
-            on_record(record, result)
+            result = None if error else pickle.loads(result_bytes)
+            record_outcome(summary, on_record, plan.model.name, path, stamp, result, error)
     finally:
         rows.close()  # Ray Data's iterator first: left to the garbage collector, it would start Ray again
         if started_ray:
