@@ -224,7 +224,7 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
         registry, model, backend_cls, config, cache, model_path=request.model_path, weights=request.weights,
         precision=request.precision, log=log, force=request.force,
     )  # fmt: skip
-    key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
+    key = backend_key(backend_cls, model_file, threads, request.backend_options)
     cached = loaded.get(key) if loaded is not None else None
 
     # Loading the model and decoding the input do not depend on each other: overlap them.
@@ -244,6 +244,11 @@ def run(request: RunRequest, registry, config, cache, log=None, loaded=None) -> 
     if loaded is not None:
         loaded[key] = backend
     return finish_run(registry, model, request, backend, source, tensor, options, model_file, prepared_ms, load_ms, log)
+
+
+def backend_key(backend_cls, model_file, threads, backend_options: dict) -> tuple:
+    """What makes two loaded backends interchangeable: the key of a `loaded` dict kept between runs."""
+    return (backend_cls, str(model_file), threads, tuple(sorted(backend_options.items(), key=str)))
 
 
 def finish_run(registry, model, request, backend, source, tensor, options, model_file, prepared_ms, load_ms, log=None):

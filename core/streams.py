@@ -532,7 +532,7 @@ def run_stream(
 def _backend(runner, backend_cls, model_file, model, config, cache, request, loaded) -> tuple:
     """(backend, load_ms): the one in `loaded` under `runner.run`'s key when there is one, else loaded now."""
     threads = request.threads or config.threads
-    key = (backend_cls, str(model_file), threads, tuple(sorted(request.backend_options.items(), key=str)))
+    key = runner.backend_key(backend_cls, model_file, threads, request.backend_options)
     if loaded is not None and key in loaded:
         return loaded[key], 0.0
     started = time.perf_counter()

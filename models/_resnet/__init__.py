@@ -179,3 +179,14 @@ def build_resnet(
         doc_string=doc_string,
         metadata={"architecture": plan.arch, "num_classes": str(num_classes), **metadata},
     )
+
+
+def refuse_other_architecture(onnx_model, name: str) -> None:
+    """Refuse an ONNX that `build_resnet` made for another architecture than `name` (its metadata
+    records which; ONNX files from elsewhere record none and pass)."""
+    recorded = {prop.key: prop.value for prop in onnx_model.metadata_props}.get("architecture")
+    if recorded and recorded != name:
+        raise ConversionError(
+            f"this ONNX was converted from a {recorded} checkpoint, not {name}; "
+            f"run it as `zoo run {recorded} --model FILE`, or convert {name}'s own weights"
+        )

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from modelzoo.plugin import (
     Artifact,
-    ConversionError,
     ImageClassifier,
     ImagePreprocessing,
     Metric,
@@ -69,12 +68,9 @@ class ResNet18(ImageClassifier):
 
     def check_onnx(self, onnx_model) -> None:
         """Refuse an ONNX that zoo converted from another architecture (its metadata records which)."""
-        recorded = {prop.key: prop.value for prop in onnx_model.metadata_props}.get("architecture")
-        if recorded and recorded != "resnet18":
-            raise ConversionError(
-                f"this ONNX was converted from a {recorded} checkpoint, not resnet18; "
-                f"run it as `zoo run {recorded} --model FILE`, or convert resnet18's own weights"
-            )
+        from modelzoo.models._resnet import refuse_other_architecture
+
+        refuse_other_architecture(onnx_model, self.spec.name)
 
 
 @hookimpl

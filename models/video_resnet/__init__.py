@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.plugin import ConversionError, Metric, ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing
+from modelzoo.plugin import Metric, ModelSpec, TensorSpec, VideoClassifier, VideoPreprocessing
 
 FAMILY = "video_resnet"
 SOURCE = "https://github.com/pytorch/vision/blob/main/torchvision/models/video/resnet.py"
@@ -39,12 +39,9 @@ class VideoResNet(VideoClassifier):
 
     def check_onnx(self, onnx_model) -> None:
         """Refuse an ONNX that zoo converted from another architecture (its metadata records which)."""
-        recorded = {prop.key: prop.value for prop in onnx_model.metadata_props}.get("architecture")
-        if recorded and recorded != self.spec.name:
-            raise ConversionError(
-                f"this ONNX was converted from a {recorded} checkpoint, not {self.spec.name}; "
-                f"run it as `zoo run {recorded} --model FILE`, or convert {self.spec.name}'s own weights"
-            )
+        from modelzoo.models._resnet import refuse_other_architecture
+
+        refuse_other_architecture(onnx_model, self.spec.name)
 
 
 def kinetics400_spec(
