@@ -100,13 +100,13 @@ def prepare_variants(
             backend_cls = pick_backend(
                 registry, model, config, cache, backend=backend, model_path=model_path, weights=weights, log=log
             )
+            if (precision, backend_cls.name) in seen:  # auto and a named backend can be the same one
+                continue
+            seen.add((precision, backend_cls.name))
             model_file = resolve_model_file(
                 registry, model, backend_cls, config, cache, model_path=model_path, weights=weights,
                 precision=precision, log=log,
             )  # fmt: skip
-            if (precision, backend_cls.name) in seen:
-                continue
-            seen.add((precision, backend_cls.name))
             variants.append(Variant(precision, backend_cls.name, Path(model_file), backend_cls))
     for variant in variants:
         variant.runner = load_backend(variant.backend_cls, variant.model_file, model, cache, threads=threads)
@@ -265,7 +265,8 @@ def _metrics(variant: Variant, truths: list, labels, confused: int) -> dict:
 def _protocol(registry, model, options, clips_source, samples: int, skipped: list, ignored: int) -> dict:
     spec = model.spec
     pre = spec.preprocessing
-    clips = options.get("clips") if "clips" in registry.task_of(model).option_names() else None
+    task = registry.task_of(model)
+    clips = options.get("clips") if "clips" in task.option_names() else None
     crop = getattr(pre, "crop", None)
     fps = getattr(pre, "target_fps", None)
     parts = []
@@ -280,7 +281,7 @@ def _protocol(registry, model, options, clips_source, samples: int, skipped: lis
         parts.append(f"{len(skipped)} skipped")
     return {
         "summary": ", ".join(parts),
-        "preprocessing": registry.task_of(model).describe_preprocessing(spec),
+        "preprocessing": task.describe_preprocessing(spec),
         "clips": clips,
         "clips_from": clips_source if clips is not None else None,
         "frame_rate": fps,

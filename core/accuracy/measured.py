@@ -163,7 +163,7 @@ def measured_table(rows: list) -> str:
                 row.get("backend", "-"),
                 row.get("dataset", "-"),
                 row.get("protocol", "-"),
-                (row.get("host") or {}).get("name", "-") if isinstance(row.get("host"), dict) else row.get("host"),
+                row["host"].get("name", "-") if isinstance(row.get("host"), dict) else row.get("host"),
                 str(row.get("date", "-"))[:10],
             ]
             for row in rows

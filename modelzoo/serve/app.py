@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from modelzoo import listing
 from modelzoo.core.errors import ConfigError, InputError, UnknownModelError, ZooError
-from modelzoo.serve import access, catalog
+from modelzoo.serve import access
 from modelzoo.serve.errors import QueueFull, RequestError
 from modelzoo.serve.live import LiveStreams
 from modelzoo.serve.metrics import Metrics
@@ -219,13 +220,14 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
+    # exactly `zoo list --json`'s rows and `zoo info --json`: built by the same functions
     @app.get("/v1/models")
     def list_models():
-        return json_response([catalog.model_row(service.registry, service.cache, m) for m in service.models()])
+        return json_response([listing.list_row(service.registry, service.cache, m) for m in service.models()])
 
     @app.get("/v1/models/{name}")
     def model_info(name: str):
-        return json_response(catalog.model_info(service.registry, service.cache, service.config, service.model(name)))
+        return json_response(listing.info_data(service.registry, service.cache, service.config, service.model(name)))
 
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request):

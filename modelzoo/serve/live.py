@@ -65,6 +65,11 @@ class LiveStream:
         self._last_frame = 0.0
         self.thread = threading.Thread(target=self._run, name=f"zoo-stream-{stream_id}", daemon=True)
 
+    @property
+    def viewers(self) -> int:
+        """Clients reading its events or its video."""
+        return self.events.subscribers + self.video.subscribers
+
     def info(self) -> dict:
         """The stream as `GET /v1/streams` lists it."""
         from modelzoo.core.streams import StreamSummary
@@ -80,7 +85,7 @@ class LiveStream:
             "options": self.settings,
             "started_at": round(self.created, 3),
             **counts,
-            "viewers": self.events.subscribers + self.video.subscribers,
+            "viewers": self.viewers,
             "last": self.last,
             "links": {"events": f"{base}/events", "ws": f"{base}/ws", "video": f"{base}/video"},
         }
@@ -267,4 +272,4 @@ class LiveStreams:
 
     def gauges(self) -> list:
         """(model, status, viewers) of each listed stream, for /metrics."""
-        return [(s.model, s.status, s.events.subscribers + s.video.subscribers) for s in self.all()]
+        return [(s.model, s.status, s.viewers) for s in self.all()]

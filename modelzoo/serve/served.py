@@ -37,20 +37,27 @@ class InferenceQueue:
         with self._turn:
             return {"waiting": self._waiting, "busy": self._busy, "limit": self.limit}
 
+    def _take_turn(self) -> None:
+        """Wait until the model is free and take it; the caller holds `_turn`."""
+        while self._busy:
+            self._turn.wait()
+        self._busy = True
+
+    def _end_turn(self) -> None:
+        with self._turn:
+            self._busy = False
+            self._turn.notify()
+
     @contextlib.contextmanager
     def turn(self):
         """The model's turn for a stream's window: waited for like a request's, but outside the limit
         (a stream holds one window at a time, and streams are bounded by --max-streams)."""
         with self._turn:
-            while self._busy:
-                self._turn.wait()
-            self._busy = True
+            self._take_turn()
         try:
             yield
         finally:
-            with self._turn:
-                self._busy = False
-                self._turn.notify()
+            self._end_turn()
 
     @contextlib.contextmanager
     def hold(self):
@@ -73,19 +80,14 @@ class Ticket:
     def __enter__(self):
         queue = self._queue
         with queue._turn:
-            while queue._busy:
-                queue._turn.wait()
-            queue._busy = True
+            queue._take_turn()
             queue._waiting -= 1
             self._state = "running"
         return self
 
     def __exit__(self, *exc_info):
-        queue = self._queue
-        with queue._turn:
-            queue._busy = False
-            self._state = "done"
-            queue._turn.notify()
+        self._state = "done"
+        self._queue._end_turn()
 
     def release(self) -> None:
         with self._queue._turn:
@@ -106,17 +108,12 @@ class ServedModel:
         self.template = template  # a RunRequest: model, model file, weights, backend, precision, threads
         self.queue = InferenceQueue(queue_limit)
         self.metrics = metrics
-        self._loaded: dict = {}
+        self.loaded: dict = {}  # the backends kept loaded (`runner.run`'s `loaded`), shared with its streams
         self._seconds = 1.0  # a running estimate of one prediction, for Retry-After
 
     @property
     def name(self) -> str:
         return self.model.name
-
-    @property
-    def loaded(self) -> dict:
-        """The backends this model keeps loaded (`runner.run`'s `loaded`), shared with its streams."""
-        return self._loaded
 
     def admit(self):
         """A Ticket, or QueueFull (503) with how long to wait."""
@@ -143,7 +140,7 @@ class ServedModel:
                 started = time.perf_counter()
                 ok = False
                 try:
-                    result = run(request, self.registry, self.config, self.cache, log=log, loaded=self._loaded)
+                    result = run(request, self.registry, self.config, self.cache, log=log, loaded=self.loaded)
                     ok = True
                     return result
                 finally:
