@@ -37,12 +37,21 @@ def tiny_video_classifier(path: Path, seed: int = 0, opset: int = 17, clip_len: 
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     ]
+    weights = {"conv_w": conv_w, "fc_w": fc_w, "fc_b": fc_b}
+    return save_video_classifier(path, "tiny_video_classifier", nodes, weights, opset, clip_len, size)
+
+
+def save_video_classifier(
+    path: Path, name: str, nodes: list, weights: dict, opset: int = 17, clip_len: int = 16, size: int = 112
+) -> Path:
+    """`nodes` from "video" [N,3,clip_len,size,size] to "logits" [N,400], with `weights` as initializers,
+    checked and saved as an ONNX file at `path`."""
     graph = helper.make_graph(
         nodes,
-        "tiny_video_classifier",
+        name,
         [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["N", 3, clip_len, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 400])],
-        initializer=[numpy_helper.from_array(a, n) for n, a in (("conv_w", conv_w), ("fc_w", fc_w), ("fc_b", fc_b))],
+        initializer=[numpy_helper.from_array(a, n) for n, a in weights.items()],
     )
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))

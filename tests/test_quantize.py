@@ -37,8 +37,8 @@ def two_conv_video_classifier(path: Path, seed: int = 0) -> Path:
     """R3D-18's interface ([N,3,16,112,112] -> [N,400]) in a few ms: a strided stem Conv on the 3 colour
     channels (kept fp32, as R3D-18's), ReLU, a 3x3x3 Conv on 8 channels (quantized), ReLU, pooling, Gemm.
     Random weights, but the best class leads clearly, as a trained model's does on its classes."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
+    from onnx_models import save_video_classifier
 
     rng = np.random.default_rng(seed)
     weights = {
@@ -59,18 +59,7 @@ def two_conv_video_classifier(path: Path, seed: int = 0) -> Path:
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "two_conv_video_classifier",
-        [helper.make_tensor_value_info("video", TensorProto.FLOAT, ["N", 3, 16, 112, 112])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 400])],
-        initializer=[numpy_helper.from_array(a, n) for n, a in weights.items()],
-    )
-    opsets = [helper.make_opsetid("", 17)]
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_video_classifier(path, "two_conv_video_classifier", nodes, weights)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +170,7 @@ def test_a_second_identical_quantize_does_no_work(capsys, work, monkeypatch):
 
     monkeypatch.setattr(ortq, "quantize_static", refuse)
     monkeypatch.setattr(host, "quantize_onnx", refuse)
+    monkeypatch.setattr(host, "quantize_preprocessed", refuse)
     monkeypatch.setattr(host, "preprocess_onnx", refuse)
     monkeypatch.setattr(report, "compare_outputs", refuse)
     second, result = _quantize(capsys, work, calib)

@@ -309,7 +309,7 @@ def cache_status(cache, spec) -> CacheStatus:
     for artifact in spec.artifacts:
         hit = cache.find(spec.name, artifact.name)
         official[artifact.name] = hit if hit is not None and hit.official and not hit.damage else None
-    entries = [e for e in cache.entries() if e.model == spec.name]
+    entries = [e for e in cache.entries(spec.name) if e.model == spec.name]  # one model's manifests only
     custom = tuple(e for e in entries if e.artifact == "weights" and not e.official and e.path.is_file())
     try:
         record = cache.selection(spec.name, "weights")

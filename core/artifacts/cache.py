@@ -256,14 +256,15 @@ class ArtifactCache:
             )
         return record
 
-    def entries(self) -> list:
-        """Every cached file, downloaded and derived, sorted by model then path."""
+    def entries(self, model: str | None = None) -> list:
+        """Every cached file (of one model, or all), downloaded and derived, sorted by model then path."""
+        if model is not None:
+            return self._primary_entries(model) + self._derived_entries(model)
         if not self.models_dir.is_dir():
             return []
         found = []
         for model_dir in sorted(p for p in self.models_dir.iterdir() if p.is_dir()):
-            found.extend(self._primary_entries(model_dir.name))
-            found.extend(self._derived_entries(model_dir.name))
+            found.extend(self.entries(model_dir.name))
         return found
 
     def _primary_entries(self, model: str) -> list:

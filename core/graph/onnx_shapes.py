@@ -1,4 +1,4 @@
-"""What an ONNX graph says about its tensors: opset and ranks, inferred where not declared."""
+"""What an ONNX graph says about its tensors: opset, shapes and ranks, inferred where not declared."""
 
 from __future__ import annotations
 
@@ -21,19 +21,7 @@ def tensor_ranks(model) -> dict:
     torch.onnx.export (TorchScript) writes no value_info for intermediate tensors, so the rank of
     a pooling node's input is only known after inference.
     """
-    ranks = _declared_ranks(model.graph)
-    wanted = {name for node in model.graph.node for name in node.input if name}
-    if wanted - ranks.keys():
-        import onnx
-
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except Exception as exc:  # without ranks no pooling node can be judged: say so rather than guess
-            raise ConversionError(
-                f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker"
-            ) from exc
-        ranks.update(_declared_ranks(inferred.graph))
-    return ranks
+    return {name: len(shape) for name, shape in tensor_shapes(model).items()}
 
 
 def tensor_shapes(model) -> dict:
@@ -46,7 +34,7 @@ def tensor_shapes(model) -> dict:
 
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except Exception as exc:
+        except Exception as exc:  # without shapes no pooling node can be judged: say so rather than guess
             raise ConversionError(
                 f"ONNX shape inference failed on the model ({exc}); check it with onnx.checker"
             ) from exc
@@ -63,12 +51,3 @@ def _declared_shapes(graph) -> dict:
                 d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
             )
     return shapes
-
-
-def _declared_ranks(graph) -> dict:
-    ranks = {init.name: len(init.dims) for init in graph.initializer}
-    for info in (*graph.input, *graph.output, *graph.value_info):
-        tensor_type = info.type.tensor_type
-        if tensor_type.HasField("shape"):
-            ranks[info.name] = len(tensor_type.shape.dim)
-    return ranks

@@ -155,7 +155,6 @@ def _quantize_now(
         calibration_samples(registry, model, calibration, log=log) as samples,
     ):
         workdir = Path(workdir)
-        preprocessed = workdir / "preprocessed.onnx"
         started = time.perf_counter()
         if hit is None:
             if log:
@@ -163,11 +162,15 @@ def _quantize_now(
                     f"quantizing {fp32_path.name} to INT8 ({settings.method} calibration on {len(samples)} sample(s); "
                     "once: cached by model, calibration set and settings)"
                 )
+            _need_samples(samples)
+        # the quantizer and the per-node table both need its node names
+        preprocessed = preprocess_onnx(fp32_path, workdir / "preprocessed.onnx", log=log)
+        kept_fp32, tail = fp32_nodes(preprocessed, settings)
+        if hit is None:
             made = workdir / "int8.onnx"
-            quantize_onnx(fp32_path, samples, settings, made, preprocessed, log=log, progress=progress)
+            quantize_preprocessed(fp32_path, preprocessed, samples, settings, made, kept_fp32, tail, log=log,
+                                  progress=progress)  # fmt: skip
             hit = cache.add_derived(name, fp32_sha, int8_filename(name, key), lambda h: _copy_into(made, h))
-        else:
-            preprocessed = preprocess_onnx(fp32_path, preprocessed, log=log)  # the per-node table needs its names
         quantize_seconds = time.perf_counter() - started
         if not report:
             return Quantized(hit.path, fp32_path, fp32_sha, key, settings, None, quantized_now, False)
@@ -181,8 +184,6 @@ def _quantize_now(
         made_report = quantization_report(
             fp32_path, hit.path, preprocessed, samples, workdir, node_samples=node_samples, progress=progress
         )
-        kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
-        tail = float_tail_nodes(preprocessed) if settings.float_tail else []
     made_report.update(
         {
             "model": name,
@@ -308,19 +309,39 @@ def name_nodes(onnx_path) -> None:
 
 def quantize_onnx(fp32_path, samples: list, settings: QuantizeSettings, target, preprocessed, log=None, progress=None):
     """Pre-process `fp32_path` into `preprocessed`, then quantize it statically into `target`."""
+    _need_samples(samples)
+    preprocess_onnx(Path(fp32_path), Path(preprocessed), log=log)
+    kept_fp32, tail = fp32_nodes(preprocessed, settings)
+    return quantize_preprocessed(fp32_path, preprocessed, samples, settings, target, kept_fp32, tail, log=log,
+                                 progress=progress)  # fmt: skip
+
+
+def _need_samples(samples: list) -> None:
+    if not samples:
+        raise QuantizationError("the calibration set holds no sample; write one with `zoo calib`")
+
+
+def fp32_nodes(preprocessed, settings: QuantizeSettings) -> tuple:
+    """(the thin 3-D convolutions, the nodes after the last weighted layer) of the pre-processed model that
+    `settings` keep in fp32: what the quantizer excludes and the report lists."""
+    kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
+    tail = float_tail_nodes(preprocessed) if settings.float_tail else []
+    return kept_fp32, tail
+
+
+def quantize_preprocessed(
+    fp32_path, preprocessed, samples: list, settings: QuantizeSettings, target, kept_fp32: list, tail: list, *,
+    log=None, progress=None,
+):  # fmt: skip
+    """Quantize the pre-processed model statically into `target`, keeping `kept_fp32` and `tail` in fp32."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    if not samples:
-        raise QuantizationError("the calibration set holds no sample; write one with `zoo calib`")
-    preprocess_onnx(Path(fp32_path), Path(preprocessed), log=log)
     input_name = _input_name(preprocessed)
-    kept_fp32 = thin_3d_convs(preprocessed) if settings.thin_3d_convs_fp32 else []
     if kept_fp32 and log:
         log(
             f"keeping {len(kept_fp32)} 3-D convolution(s) on few channels in fp32 (faster there): {', '.join(kept_fp32)}"
         )
-    tail = float_tail_nodes(preprocessed) if settings.float_tail else []
     if tail and log:
         log(f"keeping the {len(tail)} node(s) after the last weighted layer in fp32: {', '.join(tail)}")
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
