@@ -151,22 +151,35 @@ def test_ctrl_c_during_a_download_says_what_it_kept(capsys, tmp_path, mirror, mo
     assert mirror.state.requests[-1]["range"] == f"bytes={kept}-"
 
 
+def _terminate_when(child, ready, seconds: float, never: str) -> str:
+    """SIGTERM `child` once `ready()` holds (failing with `never` and its stderr if it ends or `seconds` pass
+    first); its stderr. The child never outlives the test."""
+    try:
+        deadline = time.monotonic() + seconds
+        while not ready():
+            if child.poll() is not None or time.monotonic() >= deadline:
+                child.kill()
+                raise AssertionError(f"{never}: {child.communicate()[1]}")
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        return child.communicate(timeout=30)[1]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 @posix_signals
 def test_sigterm_during_a_download_keeps_only_the_part_and_the_next_run_resumes_it(capsys, tmp_path, mirror):
     mirror.state.stall_after = 1 << 20  # a megabyte, then the server goes quiet
     clip = write_clip(tmp_path / "clip.npy")
     child = _zoo_process("run", "mc3_18", clip, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size >= 1 << 20 for p in _home().rglob("*.part")):
-            assert child.poll() is None and time.monotonic() < deadline, "the download never started"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGTERM)
-        _out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    err = _terminate_when(
+        child,
+        lambda: any(p.stat().st_size >= 1 << 20 for p in _home().rglob("*.part")),
+        60,
+        "the download never started",
+    )
 
     assert child.returncode == 143, err
     (part,) = _home().rglob("*.part")
@@ -210,18 +223,14 @@ def test_sigterm_during_a_conversion_leaves_no_file_and_the_next_run_converts(ca
     clip = write_clip(tmp_path / "clip.npy")
     marker = tmp_path / "writing"
     child = _zoo_process(marker, "run", "mc3_18", clip, cwd=tmp_path, code=_SLOW_CONVERSION)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None and time.monotonic() < deadline, child.communicate()[1]
-            time.sleep(0.05)
+
+    def writing() -> bool:
+        if not marker.exists():
+            return False
         assert list(_home().rglob(".mc3_18-*.onnx.*.tmp"))  # the conversion's write is in progress
-        child.send_signal(signal.SIGTERM)
-        _out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        return True
+
+    err = _terminate_when(child, writing, 120, "the conversion never started writing")
 
     assert child.returncode == 143, err
     last = err.strip().splitlines()[-1]

@@ -59,13 +59,11 @@ def test_perf_table(capsys, tmp_path):
     assert "182.68" in result.out
 
 
-def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
-    monkeypatch.delitem(sys.modules, "hbm_runtime", raising=False)
-    monkeypatch.syspath_prepend(str(FAKES))
-    import hbm_runtime
-
-    assert hbm_runtime.FAKE
+@pytest.fixture
+def recorded_loads(monkeypatch):
+    """Every backend `zoo perf` loads, with its threads=; the host is made to have 2 cores."""
     from modelzoo.core import runner
+    from modelzoo.core.backends import perf
 
     loads = []
     original = runner.load_backend
@@ -75,6 +73,16 @@ def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
         return original(backend_cls, model_file, model, cache, threads=threads, **options)
 
     monkeypatch.setattr(runner, "load_backend", load_backend)
+    monkeypatch.setattr(perf, "host_cores", lambda: 2)
+    return loads
+
+
+def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path, recorded_loads):
+    monkeypatch.delitem(sys.modules, "hbm_runtime", raising=False)
+    monkeypatch.syspath_prepend(str(FAKES))
+    import hbm_runtime
+
+    assert hbm_runtime.FAKE
     tiny = tiny_video_classifier(tmp_path / "tiny.onnx")
     hbm = hbm_runtime.write_fake_hbm(tmp_path / "tiny.hbm", tiny.name)
     try:
@@ -87,7 +95,7 @@ def test_perf_with_the_hbm_backend(capsys, monkeypatch, tmp_path):
     data = json.loads(result.out)
     assert "hbm_runtime" in data["backend"]
     check_rows(data["rows"], [1, 2], 4)
-    assert loads == [("hbm", None)]  # the BPU runs it: one load for every row, no host threads to split
+    assert recorded_loads == [("hbm", None)]  # the BPU runs it: one load for every row, no host threads to split
 
 
 def test_bad_thread_list(capsys):
@@ -156,24 +164,6 @@ def test_each_row_is_reported_as_it_finishes():
     assert [r.frames for r in rows] == [3, 3]
     assert factory.events == ["run"] * 4 + ["row 1"] + ["run"] * 4 + ["row 2"]  # warm-up + 3 frames each
     assert factory.loads == [2, 1]
-
-
-@pytest.fixture
-def recorded_loads(monkeypatch):
-    """Every backend `zoo perf` loads, with its threads=; the host is made to have 2 cores."""
-    from modelzoo.core import runner
-    from modelzoo.core.backends import perf
-
-    loads = []
-    original = runner.load_backend
-
-    def load_backend(backend_cls, model_file, model, cache, *, threads=None, **options):
-        loads.append((backend_cls.name, threads))
-        return original(backend_cls, model_file, model, cache, threads=threads, **options)
-
-    monkeypatch.setattr(runner, "load_backend", load_backend)
-    monkeypatch.setattr(perf, "host_cores", lambda: 2)
-    return loads
 
 
 def test_perf_threads_never_exceed_the_cores(capsys, tmp_path, recorded_loads):
