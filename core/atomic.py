@@ -115,6 +115,33 @@ class PendingFile:
                 _interrupted.append(self.target)
 
 
+def check_writable(path) -> None:
+    """Refuse a target that cannot be written, before the work that makes it rather than after: a temp
+    file is made in the nearest existing folder (`atomic_write` creates the missing ones), since
+    permissions alone do not tell (read-only mounts, quotas)."""
+    import tempfile
+
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        with tempfile.TemporaryFile(dir=folder, prefix=".zoo-check-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose another location") from None
+
+
+def same_file(a, b) -> bool:
+    """Whether a write to `a` would replace `b` (the same path, resolved, or the same inode)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
 def remove_temporary_files() -> list[Path]:
     """Remove the temp files of this process's unfinished atomic writes; returns those removed.
 

@@ -61,32 +61,79 @@ def is_many(specs: list) -> bool:
     return spec.startswith("@") or Path(spec).is_dir() or (glob.has_magic(spec) and not Path(spec).exists())
 
 
-def expand_inputs(specs: list, suffixes) -> list:
+def expand_inputs(specs: list, suffixes, _lists: tuple = ()) -> list:
     """Files as given; folders recursively, keeping the files with one of `suffixes` (the task's);
-    globs; and `@list.txt` (one input per line, # comments). Order kept, duplicates dropped."""
+    globs; and `@list.txt` (one input per line, # comments). Order kept, duplicates dropped.
+    Symlinked folders are not followed inside a folder or a `**` glob, so a link loop ends."""
     suffixes = {s.lower() for s in suffixes}
     found: list = []
     for spec in specs:
         text = str(spec)
         if text.startswith("@"):
-            listing = Path(text[1:])
-            if not listing.is_file():
-                raise InputError(f"input list {listing} does not exist; check the path after @")
-            lines = [line.strip() for line in listing.read_text(encoding="utf-8", errors="replace").splitlines()]
-            found.extend(expand_inputs([line for line in lines if line and not line.startswith("#")], suffixes))
+            found.extend(expand_inputs(_list_lines(Path(text[1:]), _lists), suffixes, (*_lists, _list_key(text[1:]))))
         elif Path(text).is_dir():
             files = sorted(p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not files:
                 raise InputError(f"{text} holds no input files this model takes ({', '.join(sorted(suffixes))})")
             found.extend(str(p) for p in files)
         elif glob.has_magic(text) and not Path(text).exists():
-            matches = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            matches = _glob_files(text)
             if not matches:
                 raise InputError(f"no file matches {text}")
             found.extend(matches)
         else:
             found.append(text)  # checked when it is opened: a missing file is that input's error record
     return list(dict.fromkeys(found))
+
+
+MAX_LIST_LINE = 65536  # characters in one line of an @list: paths are at most a few thousand
+
+
+def _list_key(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _list_lines(listing: Path, lists: tuple) -> list:
+    """The inputs an @list names, read line by line (a binary file given by mistake is not loaded whole)."""
+    if not listing.is_file():
+        raise InputError(f"input list {listing} does not exist; check the path after @")
+    if _list_key(str(listing)) in lists:
+        raise InputError(f"input list {listing} names itself (directly or through another @list); remove that line")
+    lines = []
+    with open(listing, encoding="utf-8", errors="replace") as handle:
+        for line in iter(lambda: handle.readline(MAX_LIST_LINE + 1), ""):
+            if len(line) > MAX_LIST_LINE:  # a video or other binary given after @ by mistake
+                raise InputError(
+                    f"input list {listing} is not a list of paths (a line longer than {MAX_LIST_LINE:,} characters)"
+                )
+            line = line.strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    if not lines:  # as a folder with nothing this model takes: the run would do nothing and say "done"
+        raise InputError(f"input list {listing} names no inputs (one path a line; # starts a comment)")
+    return lines
+
+
+def _glob_files(pattern: str) -> list:
+    """Files matching `pattern`, `**` included, without following symlinked folders (glob.glob follows
+    them, so a link to a parent folder matched the same files again at every depth). Hidden names
+    match only where the pattern names them, as with glob.glob."""
+    parts = Path(pattern).parts
+    fixed = 0
+    while fixed < len(parts) and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    root, rest = Path(*parts[:fixed]) if fixed else Path("."), parts[fixed:]
+    if not root.is_dir():
+        return []
+    if rest[-1] == "**":  # glob.glob's `DIR/**` is every file below; pathlib's, every folder
+        rest = (*rest, "*")
+    dotted = any(part.startswith(".") for part in rest)
+    matches = []
+    for match in root.glob(str(Path(*rest))):
+        relative = match.relative_to(root).parts
+        if (dotted or not any(part.startswith(".") for part in relative)) and match.is_file():
+            matches.append(str(match) if fixed else str(match.relative_to(".")))
+    return sorted(matches)
 
 
 def file_stamp(path) -> dict | None:
@@ -124,7 +171,7 @@ def plan_run(request, inputs: list, registry, config, cache, *, log=None, skip=N
         weights=request.weights, options=request.backend_options, log=log,
     )  # fmt: skip
     inputs = expand_inputs(inputs, registry.task_of(model).input_suffixes)  # before any download
-    runnable, unusable = _first_usable(registry, model, inputs, skip)
+    runnable, unusable = _first_usable(registry, model, inputs, skip, save=request.save)
     threads = request.threads or config.threads
     if not runnable:
         return RunPlan(model, options, threads, backend_cls, inputs, None, unusable)
@@ -135,10 +182,11 @@ def plan_run(request, inputs: list, registry, config, cache, *, log=None, skip=N
     return RunPlan(model, options, threads, backend_cls, inputs, model_file, unusable)
 
 
-def _first_usable(registry, model, inputs: list, skip) -> tuple[bool, dict]:
+def _first_usable(registry, model, inputs: list, skip, save=None) -> tuple[bool, dict]:
     """Open the inputs to run, in order, until one opens (the check a single run makes before any
-    download: a video's first frame read, an image decoded, a .npy validated). Returns whether one
-    did, and the errors of those that did not. Usually the first input opens: one extra open."""
+    download: a video's first frame read, an image decoded, a .npy validated, a --save the task cannot
+    write refused). Returns whether one did, and the errors of those that did not. Usually the first
+    input opens: one extra open."""
     from modelzoo.core import runner
 
     unusable = {}
@@ -146,12 +194,21 @@ def _first_usable(registry, model, inputs: list, skip) -> tuple[bool, dict]:
         if skip is not None and skip(path, file_stamp(path)):
             continue
         try:
-            runner.open_source(registry, model, path)
+            source = runner.open_source(registry, model, path)
         except ZooError as exc:
-            unusable[path] = exc
+            unusable[path] = _detached(exc)
             continue
+        if save:  # the run's own error, as for one input without --output: before any download
+            runner.check_save(registry, model, source, save)
         return True, unusable
     return False, unusable
+
+
+def _detached(exc: ZooError) -> ZooError:
+    """The error without its traceback and chained errors: kept per unusable input, they would keep each
+    failed open's frames alive (2 kB an input: 2 GB for an @list of a million missing files)."""
+    exc.__context__ = exc.__cause__ = None
+    return exc.with_traceback(None)
 
 
 def runnable_plan(request, inputs: list, registry, config, cache, *, skip, summary: Summary, on_record, log=None):

@@ -89,9 +89,12 @@ def open_source(registry, model, input_path):
 def check_save(registry, model, source, path) -> None:
     """Refuse a --save target before any download or inference: the task cannot draw its results, or its
     own `check_save(path, source)` (the formats it writes, the inputs it draws on) refuses it."""
+    from modelzoo.core.atomic import same_file
     from modelzoo.core.contract.task import Task
 
     task = registry.task_of(model)
+    if getattr(source, "path", None) is not None and same_file(path, source.path):
+        raise InputError(f"--save {path} is the input file: write the annotated copy to another file")
     if type(task).save_annotated is Task.save_annotated:
         raise InputError(f"--save is not supported for {task.name} models: they draw nothing on the input")
     with blamed_on(model.plugin, f"checking --save for {model.name}"):

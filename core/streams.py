@@ -232,6 +232,8 @@ class FrameReader:
         self.reconnects = 0
         self.end = ""
         self.lost = False
+        if kind == "file" and Path(self.target).is_dir():
+            raise InputError(f"--stream plays one video file; {self.target} is a folder")
         if kind == "file" and not Path(self.target).is_file():
             raise InputError(f"input file {self.target} does not exist; check the path")
         self.capture = self._open()
@@ -469,8 +471,10 @@ def run_stream(
         registry, model, config, cache, backend=request.backend, model_path=request.model_path,
         weights=request.weights, options=request.backend_options, log=log,
     )  # fmt: skip
-    video = AnnotatedVideo(options.save_video, None, task.draw) if options.save_video else None
     kind = stream_kind(request.input, options.stream_flag)
+    if options.save_video:
+        check_save_video(options.save_video, input_path=request.input if kind == "file" else None)
+    video = AnnotatedVideo(options.save_video, None, task.draw) if options.save_video else None
     reader = None
     try:
         reader = FrameReader(request.input, kind, reconnect=options.reconnect, log=log, stop=hooks.stop)  # fails first
@@ -672,6 +676,19 @@ def _preparer(runner, model, task_options: dict, mode: str, transform, input_nam
         return source, runner.preprocess_source(model, source, task_options)
 
     return prepare
+
+
+def check_save_video(path, source=None, input_path=None) -> None:
+    """Refuse a --save-video target before any download or inference: a suffix it cannot write, the input
+    itself (it would be replaced by its annotated copy), or an input (`source`, opened) with no frames."""
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"--save-video {path}: write a {' or '.join(VIDEO_SUFFIXES)} file")
+    from modelzoo.core.atomic import same_file
+
+    if input_path is not None and same_file(path, input_path):
+        raise InputError(f"--save-video {path} is the input video: write the annotated copy to another file")
+    if source is not None and source.frames is None and source.video is None:
+        raise InputError(f"--save-video draws on a video; {source.path} is not one (for an image use --save)")
 
 
 def save_annotated_video(registry, run_result, source, path) -> Path:

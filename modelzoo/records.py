@@ -23,7 +23,10 @@ class RecordFile:
             raise OutputError(f"--output {self.path}: use a .jsonl or .csv file")
         if self.format == "csv" and resume:
             raise OutputError("--resume reads the records back: use a .jsonl --output")
+        if not self.path.parent.is_dir():  # before any work, not at the first record
+            raise OutputError(f"cannot write --output {self.path}: the folder {self.path.parent} does not exist")
         self.resume = resume
+        self.written = 0
         self.handle = None  # opened at the first record: a run refused before any work leaves the file as it was
         self.csv_header_written = resume
         self._drop_torn_line = drop_torn_line
@@ -45,6 +48,7 @@ class RecordFile:
             line = self._csv_line(record)
         self.handle.write(line)  # one write per record: a line is whole or absent
         self.handle.flush()
+        self.written += 1
 
     def _csv_line(self, record: dict) -> str:
         fields = ["input", "model", "backend", "error", "result", "total_ms"]
@@ -74,11 +78,17 @@ class RecordFile:
             self.handle.close()
 
 
-def resume_filter(path, *, retry_failed: bool):
-    """skip(path, stamp) for inputs an earlier run recorded with the same size and mtime."""
+def resume_filter(path, *, retry_failed: bool, model: str | None = None):
+    """skip(path, stamp) for inputs an earlier run recorded with the same size and mtime. Records of
+    another model are refused: they are not this run's results, so skipping their inputs would be wrong."""
     from modelzoo.core.pipeline import read_records
 
     records = read_records(Path(path))
+    others = sorted({str(r.get("model")) for r in records.values() if model and r.get("model") != model})
+    if others:
+        raise OutputError(
+            f"--resume: {path} holds records of {', '.join(others)}, not {model}; pass another --output for {model}"
+        )
 
     def skip(input_path, stamp) -> bool:
         record = records.get(str(input_path))

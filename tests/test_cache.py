@@ -200,6 +200,7 @@ def test_cache_verify(store, tmp_path):
 
     assert isinstance(failed.exception, CacheError)
     assert "FAILED (changed)" in failed.stdout and "0 of 1 files ok" in failed.stdout
+    assert "`zoo cache clean toy`" in str(failed.exception)  # the command to run, not a MODEL placeholder
 
 
 def test_cache_clean_asks_first(store, tmp_path):
@@ -216,3 +217,54 @@ def test_cache_clean_asks_first(store, tmp_path):
     assert done.exit_code == 0 and "freed" in done.stdout
     assert store.entries() == []
     assert "nothing cached" in _invoke(store, ["clean", "--yes"]).stdout
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"size": "big"},
+        {"size": -1},
+        {"size": True},
+        {"verified": "yes"},
+        {"official": 1},
+        {"sha256": None},
+        {"url": 5},
+        {"source_sha256": 7},
+    ],
+)
+def test_a_manifest_with_wrong_types_is_not_an_entry_and_its_file_is_listed(store, tmp_path, edit):
+    """A hand-edited or damaged manifest (`"size": "big"`) made `zoo cache list` an internal error, and
+    `verified: "yes"` would count as verified; such an entry is not cached, and its file is shown as a leftover."""
+    entry = _add(store, tmp_path, b"weights")
+    manifest = entry.path.parent / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), **edit}))
+
+    assert store.entries() == [] and store.find("toy", "weights") is None
+    result = _invoke(store, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "w.pth" in result.stdout and "no readable manifest" in result.stdout
+    (left,) = json.loads(_invoke(store, ["list", "--json"]).stdout)
+    assert left["path"] == str(entry.path) and "zoo cache clean" in left["status"]
+
+
+def test_files_of_intact_entries_partial_downloads_and_locks_are_not_orphans(store, tmp_path):
+    entry = _add(store, tmp_path, b"weights")
+    (entry.path.parent / "w.pth.lock").write_text("")
+    (entry.path.parent / "other.pth.part").write_bytes(b"par")
+    statuses = [left.status for left in store.leftovers()]
+    assert statuses == ["partial download (resumed by the next fetch)"]
+
+
+def test_cache_verify_shows_progress_in_a_log_and_none_with_json(store, tmp_path, monkeypatch):
+    """Re-hashing a cache of several checkpoints takes minutes: it was silent until the end."""
+    import modelzoo.progress
+
+    for n in range(3):
+        _add(store, tmp_path, f"weights {n}".encode(), name=f"w{n}.pth", model=f"toy{n}")
+    monkeypatch.setattr(modelzoo.progress, "LOG_EVERY", 0.0)
+    result = _invoke(store, ["verify"])
+    assert result.exit_code == 0, result.output
+    assert "progress: verifying 1/3" in result.stderr and "progress: verifying 2/3" in result.stderr
+    assert "3 of 3 files ok" in result.stdout
+    quiet = _invoke(store, ["verify", "--json"])
+    assert "progress" not in quiet.stderr and [r["ok"] for r in json.loads(quiet.stdout)] == [True] * 3

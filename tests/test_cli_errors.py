@@ -26,6 +26,18 @@ def test_missing_file(capsys):
     run(capsys, "nope.mp4").assert_user_error("nope.mp4", "does not exist")
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/clip.mp4", "file:///tmp/clip.mp4", "s3://bucket/clip.mp4"])
+def test_a_url_zoo_does_not_read_is_named_as_such(capsys, url):
+    """Not 'input file ftp:/127.0.0.1/clip.mp4 does not exist': the URL as given, and what zoo reads instead."""
+    line = run(capsys, url).assert_user_error(url, "does not read", "rtsp://", "its path")
+    assert "does not exist" not in line
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "5000"])
+def test_a_stream_rate_that_is_not_a_usable_number_is_refused(capsys, value):
+    run(capsys, "0", "--fps", value).assert_user_error("--fps")
+
+
 def test_empty_file(capsys, tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     run(capsys, tmp_path / "empty.mp4").assert_user_error("empty")

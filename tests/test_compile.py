@@ -215,6 +215,55 @@ def test_calib_dir_of_videos_and_bad_npys(capsys, tmp_path, tiny_onnx, no_hb_com
     )
 
 
+def test_a_bad_npy_among_good_ones_leaves_the_workdir_as_it_was(capsys, tmp_path, tiny_onnx, no_hb_compile):
+    """One wrong sample after good ones: the model, the config and the calibration folder of the earlier
+    run are untouched (no half-copied calibration set beside a new model), and a fresh WORKDIR stays empty."""
+    good = tmp_path / "good"
+    good.mkdir()
+    np.save(good / "a.npy", np.full((1, 3, 16, 112, 112), 0.5, np.float32))
+    workdir = tmp_path / "work"
+    assert invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "--calib", good, "-o", workdir).code == 0
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    np.save(mixed / "a.npy", np.zeros((1, 3, 16, 112, 112), np.float32))  # sorted first, valid
+    np.save(mixed / "b.npy", np.zeros((1, 3, 16, 112, 112), np.float64))
+    invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "--calib", mixed, "-o", workdir).assert_user_error(
+        "b.npy", "float64"
+    )
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+    fresh = tmp_path / "fresh"
+    invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "--calib", mixed, "-o", fresh).assert_user_error("b.npy")
+    assert not fresh.exists() or not any(fresh.rglob("*"))
+
+
+def test_a_cosine_the_log_gives_as_nan_is_shown_not_a_crash(capsys, tmp_path, tiny_onnx, monkeypatch):
+    """hb_compile may print `nan` (or `--`) for a cosine; zoo read it as no value and then crashed formatting
+    the table, an internal error after the whole compile had succeeded."""
+    bin_dir = tmp_path / "nan_bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "hb_compile"
+    wrapper.write_text(
+        f'#!/bin/sh\n"{sys.executable}" "{FAKES / "fake_hb_compile.py"}" "$@" || exit $?\n'
+        "echo '+------------+-------------------+------------------+'\n"
+        "echo '| TensorName | Calibrated Cosine | Quantized Cosine |'\n"
+        "echo '+------------+-------------------+------------------+'\n"
+        "echo '| logits     | nan               | 0.971234         |'\n"
+        "echo '+------------+-------------------+------------------+'\n"
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    workdir = tmp_path / "work"
+    text = invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", workdir)
+    assert text.code == 0, text.err
+    row = next(line for line in text.out.splitlines() if line.startswith("logits"))
+    assert row.split() == ["logits", "0.971234", "-"]
+    data = json.loads(invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", workdir, "--json").out)
+    assert data["result"]["outputs"] == [{"name": "logits", "calibrated_cosine": None, "quantized_cosine": 0.971234}]
+
+
 def test_no_calibration_data_means_skip_with_a_warning(capsys, tmp_path, tiny_onnx, no_hb_compile):
     workdir = tmp_path / "work"
     result = invoke(capsys, "compile", "r3d_18", "--model", tiny_onnx, "-o", workdir)

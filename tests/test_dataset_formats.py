@@ -136,6 +136,17 @@ def test_clip_names_follow_the_download_tools():
     assert CLIP_NAME.match("--33Lscn6sk_000004_000014") and not CLIP_NAME.match("--33Lscn6sk")
 
 
+def test_finding_clips_stops_at_a_bound_on_the_files_looked_at(tmp_path):
+    from modelzoo.models.video_resnet.kinetics_annotations import clip_index
+
+    for index in range(6):
+        (tmp_path / "deep" / f"d{index}").mkdir(parents=True)
+        (tmp_path / "deep" / f"d{index}" / f"abcdefghijk_{index:06d}_{index + 10:06d}.mp4").write_bytes(b"")
+    assert len(clip_index(tmp_path, frozenset({".mp4"}), most=100)) == 6
+    with pytest.raises(InputError, match="more than 5 files and folders under"):
+        clip_index(tmp_path, frozenset({".mp4"}), most=5)
+
+
 def test_the_generic_forms_and_the_video_plugins_register_formats(capsys):
     plugins = {p["name"]: p for p in json.loads(invoke(capsys, "plugins", "--json").out)}
     assert plugins["modelzoo.core.builtin"]["dataset_formats"] == ["csv", "folders"]
@@ -301,3 +312,24 @@ def test_a_bad_format_keeps_the_whole_plugin_out(site, capsys, registered, extra
     info = {p["name"]: p for p in json.loads(invoke(capsys, "plugins", "--json").out)}["tablist"]
     assert problem in info["error"] and info["dataset_formats"] == []
     assert "tab-list" not in get_registry().dataset_formats
+
+
+@pytest.mark.parametrize("text", ["", "path,label\n", HEADER])
+def test_a_csv_listing_nothing_says_so(capsys, kinetics, tmp_path, text):
+    """It said the CSV "holds no input files this model takes (.3gp, .avi, ...)", as for a folder."""
+    listing = tmp_path / "val.csv"
+    listing.write_text(text)
+    result = invoke(capsys, "eval", "r3d_18", "--dataset", listing, "--model", kinetics["model"])
+    line = result.assert_user_error(str(listing), "lists no inputs")
+    assert ".avi" not in line
+
+
+def test_a_csv_row_naming_a_folder_is_skipped_as_a_folder_not_as_missing(capsys, kinetics, tmp_path):
+    clip = kinetics["k400"] / "val" / "grnAAAAAAAA_000000_000010.mp4"
+    listing = tmp_path / "val.csv"
+    listing.write_text(f"path,label\n{clip},playing accordion\n{kinetics['k400'] / 'val'},air drumming\n")
+    report = _eval(capsys, "r3d_18", "--dataset", listing, "--model", kinetics["model"], "--clips", 1)
+    assert report["results"][0]["samples"] == 1
+    assert report["protocol"]["skipped"] == [
+        {"input": str(kinetics["k400"] / "val"), "reason": "is a folder, not an input file"}
+    ]

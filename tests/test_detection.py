@@ -268,10 +268,18 @@ def test_thresholds_from_flags_options_and_zoo_yaml(tmp_path, capsys, in_tmp_dir
     assert scores("--conf", "0.5", "--max-det", "10") == [0.9, 0.85, 0.6]  # the command line wins
 
     (in_tmp_dir / "zoo.yaml").write_text("models:\n  yolo11n:\n    conf: 1.5\n")
-    invoke(capsys, "run", "yolo11n", image, "--model", model).assert_user_error("conf", "at most 1")
+    invoke(capsys, "run", "yolo11n", image, "--model", model).assert_user_error("'conf' must be at most 1")
     (in_tmp_dir / "zoo.yaml").write_text("models:\n  yolo11n:\n    iou: high\n")
     invoke(capsys, "run", "yolo11n", image, "--model", model).assert_user_error("iou", "float")
     assert invoke(capsys, "run", "yolo11n", image, "--model", model, "--conf", "2").code == 2
+    # NaN passes every range check written as a comparison, and then silently keeps nothing
+    (in_tmp_dir / "zoo.yaml").write_text("models: {}\n")
+    invoke(capsys, "run", "yolo11n", image, "--model", model, "--conf", "nan").assert_user_error("conf", "finite")
+    invoke(capsys, "run", "yolo11n", image, "--model", model, "--iou", "nan").assert_user_error("iou", "finite")
+    (in_tmp_dir / "zoo.yaml").write_text("models:\n  yolo11n:\n    conf: .nan\n")
+    invoke(capsys, "run", "yolo11n", image, "--model", model).assert_user_error("conf", "finite")
+    (in_tmp_dir / "zoo.yaml").write_text("models: {}\n")
+    invoke(capsys, "run", "yolo11n", image, "--model", model, "--max-det", "1000000").assert_user_error("at most")
 
 
 def test_zoo_info_describes_the_letterbox_thresholds_and_the_published_figure(capsys):
@@ -336,6 +344,9 @@ def test_save_refuses_other_formats_and_tensor_inputs(tmp_path, capsys):
         "--save", ".jpg or .png"
     )
     assert not (tmp_path / "a.gif").exists()
+    before = image.read_bytes()
+    invoke(capsys, "run", "yolo11n", image, "--model", model, "--save", image).assert_user_error("is the input file")
+    assert image.read_bytes() == before
     assert invoke(capsys, "preprocess", "yolo11n", "-i", image, "-o", tmp_path / "t.npy").code == 0
     invoke(
         capsys, "run", "yolo11n", tmp_path / "t.npy", "--model", model, "--save", tmp_path / "t.png"
@@ -427,6 +438,16 @@ def _bad_exports(tmp_path) -> dict:
         ),
         "fp16": (designed_detector(tmp_path / "h.onnx", values, dtype=10), ["float16", "float32"]),
     }
+    # an input without a shape was imported, then `zoo run` was an internal IndexError; without a type,
+    # imported, then refused by onnxruntime on every run
+    import onnx
+
+    for name, edit in (("noshape", lambda t: t.ClearField("shape")), ("notype", lambda t: t.ClearField("elem_type"))):
+        proto = onnx.load(str(designed_detector(tmp_path / f"{name}.onnx", values)))
+        edit(proto.graph.input[0].type.tensor_type)
+        onnx.save(proto, str(tmp_path / f"{name}.onnx"))
+    bad["noshape"] = (tmp_path / "noshape.onnx", ["'images'", "declares no shape", "[N, 3, 640, 640]"])
+    bad["notype"] = (tmp_path / "notype.onnx", ["'images'", "declares no tensor type", "float32"])
     (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
     bad["junk"] = (tmp_path / "junk.onnx", ["junk.onnx", "not an ONNX model"])
     return bad
@@ -440,6 +461,20 @@ def test_a_bad_onnx_is_one_error_line_naming_the_mismatch_and_nothing_is_cached(
         assert cached_files("yolo11n") == [], name
         if name != "junk":  # --model gets the same check before anything runs
             invoke(capsys, "run", "yolo11n", image, "--model", path).assert_user_error(*fragments)
+
+
+def test_force_runs_an_onnx_whose_input_declares_no_shape(tmp_path, capsys):
+    """--force runs a shapeless-input file as it is: it was an internal IndexError in the backend."""
+    import onnx
+
+    values, expected = designed_case(640, 640)
+    proto = onnx.load(str(designed_detector(tmp_path / "d.onnx", values)))
+    proto.graph.input[0].type.tensor_type.ClearField("shape")
+    onnx.save(proto, str(tmp_path / "noshape.onnx"))
+    image = save_png(tmp_path / "image.png", photo(640, 640))
+    result = invoke(capsys, "run", "yolo11n", image, "--model", tmp_path / "noshape.onnx", "--force", "--json")
+    assert result.code == 0, result.err
+    assert [d["score"] for d in json.loads(result.out)["detections"]] == [0.9, 0.85, 0.6, 0.26]
 
 
 def test_the_model_passes_the_checks_every_plugin_runs(tmp_path):

@@ -134,6 +134,33 @@ def test_progress_off_a_terminal_prints_a_few_lines(server, tmp_path, capsys):
     assert lines[-1].startswith("toy.pth: 100%")
 
 
+def test_progress_off_a_terminal_without_a_size_still_shows_the_bytes(server, tmp_path, capsys, monkeypatch):
+    """No Content-Length (no quarters to print): a log used to show nothing at all for the whole download."""
+    from modelzoo.core.artifacts.download import _Progress
+
+    server.state.no_length = True
+    server.state.delay = 0.01  # the body arrives in several reads
+    monkeypatch.setattr(_Progress, "INTERVAL", 0.0)
+    download(server.url("/toy-1234.pth"), tmp_path / "toy.pth", PAYLOAD_SHA, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("toy.pth: ") for line in lines)
+    assert "so far" in lines[0]
+    assert lines[-1] == f"toy.pth: {len(PAYLOAD) / 1e6:.1f} MB received"
+
+
+def test_progress_without_a_size_is_throttled():
+    import io
+
+    from modelzoo.core.artifacts.download import _Progress
+
+    stream = io.StringIO()
+    progress = _Progress("toy.pth", True, stream)
+    for done in range(0, 1001, 10):
+        progress.update(done, None)
+    progress.done()
+    assert stream.getvalue().count("\n") == 2  # the first line, then the end: not one per chunk
+
+
 def test_concurrent_threads_download_once(server, tmp_path):
     server.state.delay = 0.02  # ~0.3 s per download, so the two overlap
     cache = ArtifactCache(tmp_path / "home")

@@ -67,6 +67,31 @@ def test_endless_response_stops_at_the_default_limit(server, tmp_path, monkeypat
     assert _left_in(tmp_path) == []  # nothing of it stays on disk
 
 
+def test_a_trickling_body_uses_up_the_retries_instead_of_taking_forever(server, tmp_path, monkeypatch):
+    """Bytes now and then, each within the read timeout, kept an attempt alive forever, and as each retry
+    brought a few bytes ("progress"), the retries never ran out. Here the rate floor is raised so that
+    the test server's pace counts as a trickle."""
+    monkeypatch.setattr(download_module, "SLOW_WINDOW", 0.2)
+    monkeypatch.setattr(download_module, "MIN_RATE", 1 << 40)
+    server.state.delay = 0.05  # 64 KiB per 50 ms: ~0.8 s for the payload, over the window
+    url = server.url("/toy-1234.pth")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="slowed to") as info:
+        download(url, tmp_path / "toy.pth", PAYLOAD_SHA, progress=False, retries=1)
+    assert time.monotonic() - started < 10
+    assert url in str(info.value)
+    # 1 + 1 retry, about 0.25 s each: well short of the ~0.8 s the whole payload takes at this pace
+    assert len([r for r in server.state.requests if r["path"] == "/toy-1234.pth"]) == 2
+    assert _left_in(tmp_path) == ["toy.pth.part"]  # what did arrive is kept for the next run to resume
+
+
+def test_a_slow_but_steady_body_downloads(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download_module, "SLOW_WINDOW", 0.2)
+    server.state.delay = 0.05
+    assert download(server.url("/toy-1234.pth"), tmp_path / "toy.pth", PAYLOAD_SHA, progress=False) == PAYLOAD_SHA
+    assert (tmp_path / "toy.pth").read_bytes() == PAYLOAD
+
+
 # -- redirects ----------------------------------------------------------------------------------
 
 

@@ -252,6 +252,16 @@ def test_clips_do_not_apply_to_image_models(capsys, image_set):
     result.assert_user_error("--clips does not apply to resnet18")
 
 
+def test_a_detector_is_refused_before_any_model_file_is_made(capsys, image_set, monkeypatch, tmp_path):
+    import modelzoo.core.accuracy.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "prepare_variants", lambda *a, **k: pytest.fail("resolved a model file"))
+    result = invoke(capsys, "eval", "yolo11n", "--dataset", image_set["data"], "--model", tmp_path / "none.onnx")
+    result.assert_user_error("measures the accuracy of classifiers", "yolo11n (object-detection)", "zoo perf yolo11n")
+    assert "zoo perf yolo11n --save" in invoke(capsys, "info", "yolo11n").out
+    assert "zoo eval resnet18 --dataset DIR --save" in invoke(capsys, "info", "resnet18").out
+
+
 def test_output_csv(capsys, image_set, tmp_path):
     target = tmp_path / "predictions.csv"
     _eval(capsys, "resnet18", "--dataset", image_set["data"], "--model", image_set["model"], "--output", target)
@@ -313,3 +323,113 @@ def test_eval_decodes_ahead_while_the_model_runs_and_holds_at_most_two_inputs_pe
     report, _ = _eval(capsys, "resnet18", "--dataset", data, "--model", image_set["model"], "--workers", workers)
     assert report["results"][0]["samples"] == count and report["results"][0]["correct"] == count
     assert held[0] == bound and max(held) <= bound
+
+
+@pytest.mark.parametrize(
+    "target, fragment",
+    [("predictions.txt", "use a .jsonl, .json or .csv file"), ("a_file/predictions.csv", "cannot write")],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_any_input_is_decoded(
+    capsys, image_set, tmp_path, monkeypatch, target, fragment
+):
+    """It was refused after the whole set had been evaluated."""
+    from modelzoo.core import runner
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("an input was decoded")
+
+    monkeypatch.setattr(runner, "preprocess_source", refuse)
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    result = invoke(
+        capsys, "eval", "resnet18", "--dataset", image_set["data"], "--model", image_set["model"],
+        "--output", tmp_path / target,
+    )  # fmt: skip
+    result.assert_user_error(fragment, str(tmp_path / target))
+    assert "evaluating" not in result.err
+
+
+def test_output_json_is_one_json_document(capsys, image_set, tmp_path):
+    """A .json file was written as JSON Lines, which json.load cannot read."""
+    report, _ = _eval(
+        capsys, "resnet18", "--dataset", image_set["data"], "--model", image_set["model"], "-o", tmp_path / "p.json"
+    )
+    records = json.loads((tmp_path / "p.json").read_text())
+    assert report["output"] == str(tmp_path / "p.json")
+    assert sorted(Path(r["input"]).name for r in records) == ["a.png", "b.jpg", "c.png", "d.png"]
+    assert (
+        next(r for r in records if r["input"].endswith("b.jpg"))["predictions"]["fp32 onnxruntime"]["correct"] is False
+    )
+
+
+def test_text_report_names_the_model_file_each_row_measured(capsys, image_set):
+    result = invoke(capsys, "eval", "resnet18", "--dataset", image_set["data"], "--model", image_set["model"])
+    assert result.code == 0, result.err
+    assert f"fp32 onnxruntime model file: {image_set['model']}" in result.out
+
+
+def test_save_keeps_a_measured_file_it_cannot_read_instead_of_overwriting_it(capsys, image_set, tmp_path, monkeypatch):
+    """An unreadable measured file (a hand edit gone wrong) was replaced, its rows lost without a word."""
+    from modelzoo.core.accuracy.measured import measured_rows, measured_table
+    from modelzoo.core.artifacts.cache import ArtifactCache
+    from modelzoo.core.config import load_config
+
+    cache = ArtifactCache(load_config().cache_root())
+    measured = Path(cache.root) / "measured" / "resnet18.json"
+    measured.parent.mkdir(parents=True)
+    measured.write_text('{"model": "resnet18", "rows": [{"metric": "acc@1", "value": 71.2},]}')  # a trailing comma
+    monkeypatch.chdir(image_set["data"].parent)  # relative paths, as a user types them
+    report, result = _eval(capsys, "resnet18", "--dataset", "data", "--model", image_set["model"].name, "--save")
+    assert measured.with_name("resnet18.json.damaged").read_text().startswith('{"model": "resnet18", "rows"')
+    assert "resnet18.json.damaged" in result.err and "could not be read" in result.err
+    rows = measured_rows(cache, "resnet18")
+    assert {row["metric"] for row in rows} == {"acc@1", "acc@5", "mean_class_acc"}
+    # recorded so that they still say what was measured when read from elsewhere
+    assert rows[0]["model_file"] == str(image_set["model"])
+    assert rows[0]["dataset"].startswith(f"{image_set['data']} (")
+    assert "color.onnx" in measured_table(rows).splitlines()[2]
+
+
+def test_progress_is_written_to_a_log_as_zoo_run_writes_it(capsys, image_set, monkeypatch):
+    """On a terminal eval drew a bar, but in a log or a pipe it said nothing until the end, however long."""
+    from modelzoo import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    report, result = _eval(capsys, "resnet18", "--dataset", image_set["data"], "--model", image_set["model"])
+    lines = [line for line in result.err.splitlines() if line.startswith("progress: ")]
+    assert [line.split(",")[0] for line in lines] == [f"progress: {n}/5 done" for n in range(1, 5)]
+    assert "4/5 done, 1 failed" in lines[-1]  # e.png does not decode
+    assert report["results"][0]["samples"] == 4
+
+
+def test_a_variant_answering_all_zeros_does_not_agree_with_the_reference(capsys, image_set, tmp_path, monkeypatch):
+    """Its overall output cosine was 1.000000, perfect agreement, when one side's outputs were all zero:
+    the failure of an INT8 model whose scores all round to 0."""
+    from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    calib = tmp_path / "calib"
+    assert invoke(capsys, "calib", "resnet18", "--input", image_set["data"] / "Tench", "-o", calib).code == 0
+    assert invoke(capsys, "quantize", "resnet18", "--model", image_set["model"], "--calib", calib).code == 0
+    run = OnnxRuntimeBackend.run
+
+    def int8_answers_zeros(self, batch):
+        output = run(self, batch)
+        return np.zeros_like(output) if "-int8-" in self.model_path.name else output
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "run", int8_answers_zeros)
+    report, result = _eval(
+        capsys, "resnet18", "--dataset", image_set["data"], "--model", image_set["model"], "--precision", "fp32,int8"
+    )
+    (agreement,) = report["agreement"]
+    assert agreement["output_cosine_min"] == agreement["output_cosine_mean"] == 0.0
+    assert agreement["output_cosine"] == 0.0
+
+
+def test_output_onto_the_dataset_csv_is_refused(capsys, video_set, tmp_path, monkeypatch):
+    """`-o` naming the --dataset CSV replaced the user's list with the predictions."""
+    listing = tmp_path / "val.csv"
+    text = f"path,label\n{video_set['a'] / 'red1.avi'},air drumming\n"
+    listing.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = invoke(capsys, "eval", "r3d_18", "--dataset", "val.csv", "--model", video_set["model"], "-o", "./val.csv")
+    result.assert_user_error("is the --dataset file")
+    assert listing.read_text() == text

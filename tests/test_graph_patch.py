@@ -380,6 +380,22 @@ def test_zoo_patch_refuses_a_model_it_cannot_verify(capsys, tmp_path):
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_an_input_shape_the_file_claims_is_bounded_before_the_proof_allocates(capsys, tmp_path):
+    """A file declaring its clip as [N, 3, 16, 100000, 100000] made the proof draw 3.5 TiB of random input: an
+    internal MemoryError at best, the machine swapping at worst. It is one error line, and nothing is written."""
+    from onnx_models import tiny_video_classifier
+
+    graph = onnx.load(str(tiny_video_classifier(tmp_path / "tiny.onnx")))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    dims[3].dim_value = dims[4].dim_value = 100_000
+    del graph.graph.value_info[:]
+    onnx.save(graph, str(tmp_path / "huge.onnx"))
+    for args in (["patch", "-o", tmp_path / "out.onnx"], ["compile", "-o", tmp_path / "work"]):
+        result = invoke(capsys, args[0], "r3d_18", "--model", tmp_path / "huge.onnx", *args[1:])
+        result.assert_user_error("100000", "values", "input shape")
+    assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "work").exists()
+
+
 # -- the core's part: validation around every model's patch -------------------------------------
 
 

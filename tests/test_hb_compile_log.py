@@ -346,3 +346,131 @@ def test_fake_fails_on_purpose_and_on_bad_arguments(tmp_path, fake_on_path, monk
     assert run.returncode == 1 and "nash-m" in run.stdout
     monkeypatch.setenv("FAKE_HB_COMPILE_FAIL", "1")
     assert run_fake(["--fast-perf", "--march", "nash-e", "--model", model], tmp_path).returncode == 1
+
+
+# --- Hostile logs: bounded time and memory --------------------------------------------------------
+
+
+def test_malformed_long_lines_are_read_in_linear_time():
+    """A log line of rule or bar characters that never closes made the table regexes quadratic:
+    16 KB took seconds, a megabyte hours. Such lines are skipped, and the rest is still read."""
+    import time
+
+    table = fixture("mobilenetv2_s100_rdk_model_zoo_s.log")
+    junk = ["+" + "-+" * 200_000 + "x", "|" * 400_000 + "x", "+--" * 1000 + "+", "| a " * 1000 + "|"]
+    started = time.perf_counter()
+    log = parse_log("\n".join(junk) + "\n" + table)
+    assert time.perf_counter() - started < 5
+    assert log.outputs == [OutputCosine("output", 0.993383, 0.988877)]
+
+
+def test_rules_and_rows_after_a_log_prefix_still_read():
+    text = (
+        "2026-11-26 10:00:00 INFO +------------+-------------------+------------------+\n"
+        "2026-11-26 10:00:00 INFO | TensorName | Calibrated Cosine | Quantized Cosine |\n"
+        "2026-11-26 10:00:00 INFO ++-----------+-------------------+------------------+\n"
+        "2026-11-26 10:00:00 INFO | out        | 0.9               | 0.8              |   \n"
+        "2026-11-26 10:00:00 INFO +------------+-------------------+------------------+\n"
+    )
+    assert parse_log(text).outputs == [OutputCosine("out", 0.9, 0.8)]
+
+
+def _script(bin_dir: Path, body: str) -> Path:
+    """An `hb_compile` on PATH that is a tiny Python script (no zoo import), for runaway-output cases."""
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "hb_compile"
+    script.write_text(f"#!{sys.executable}\nimport sys, os, time\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_runaway_log_is_read_only_at_its_end(tmp_path, monkeypatch):
+    """40 MB of console output in one line without an end, then 40 MB of log file: zoo keeps and reads a
+    bounded tail of each, and still finds the tables and success line at the end."""
+    import tracemalloc
+
+    table = fixture("mobilenetv2_s100_rdk_model_zoo_s.log")
+    body = f"""
+chunk = "x" * (1 << 20)
+for _ in range(40):
+    sys.stdout.write(chunk)
+sys.stdout.write("\\n")
+with open("hb_compile.log", "w") as log:
+    for _ in range(40):
+        log.write(chunk + "\\n")
+    log.write({table!r} + "\\nThe hb_compile completes running.\\n")
+os.makedirs("model_output", exist_ok=True)
+open("model_output/m.hbm", "wb").write(b"hbm")
+"""
+    _script(tmp_path / "bin", body)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    tracemalloc.start()
+    try:
+        result = run_hb_compile(["hb_compile"], tmp_path, tmp_path / "model_output", prefix="m")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.completed and result.hbm == tmp_path / "model_output" / "m.hbm"
+    assert result.outputs == [OutputCosine("output", 0.993383, 0.988877)]
+    assert peak < 60 << 20, peak  # the whole of both is 80 MB of text, and several copies of it as str
+
+
+def test_an_interrupted_run_stops_hb_compile(tmp_path, monkeypatch):
+    """Ctrl-C (or any error) while hb_compile runs: zoo stops it rather than leaving it compiling alone."""
+    pid_file = tmp_path / "pid"
+    _script(
+        tmp_path / "bin",
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('start', flush=True)\ntime.sleep(60)",
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+    def interrupt(line):
+        raise KeyboardInterrupt
+
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_hb_compile(["hb_compile"], tmp_path, tmp_path / "model_output", echo=interrupt)
+    assert time.monotonic() - started < 20  # not waiting for the 60 s "compile" to end
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone (and reaped), not compiling on
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent is init, which in a container may never reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_hb_compile_dies_with_a_terminated_zoo(tmp_path):
+    """zoo's SIGTERM handler leaves with os._exit; the hb_compile it started goes with it."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "pid"
+    bin_dir = tmp_path / "bin"
+    _script(
+        bin_dir, f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('start', flush=True)\ntime.sleep(60)"
+    )
+    runner = (
+        "import os, sys\n"
+        "from modelzoo.core.board.hb_compile import run_hb_compile\n"
+        f"run_hb_compile(['hb_compile'], {str(tmp_path)!r}, {str(tmp_path / 'out')!r}, echo=lambda l: os._exit(143))\n"
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    zoo = subprocess.run([sys.executable, "-c", runner], env=env, timeout=60)
+    assert zoo.returncode == 143
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    if not _running(pid):
+        return
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("hb_compile outlived zoo")

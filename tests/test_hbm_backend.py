@@ -371,6 +371,18 @@ def test_hbm_files_zoo_cannot_run_give_one_error_line(capsys, fake_runtime, vide
         "other.hbm gives logits [1, 10]", "reads one output [1, 400]"
     )
 
+    # a file declaring no outputs was an internal error (StopIteration); a dynamic or empty batch was
+    # refused only after decoding, as if the preprocessing were wrong
+    silent = rt.featuremap_model("r3d_18")
+    silent["outputs"] = []
+    silent = rt.write_fake_hbm(tmp_path / "silent.hbm", models=[silent])
+    invoke(capsys, "run", "r3d_18", video, "--model", silent).assert_user_error("silent.hbm", "no outputs")
+    for batch in (-1, 0):
+        dynamic = rt.write_fake_hbm(tmp_path / f"batch{batch}.hbm", input_shape=(batch, 3, 16, 112, 112))
+        invoke(capsys, "run", "r3d_18", video, "--model", dynamic).assert_user_error(
+            f"[{batch}, 3, 16, 112, 112]", "fixed input shape"
+        )
+
     assert all(not runtime.calls for runtime in rt.RUNTIMES)  # refused before any inference
 
 

@@ -93,3 +93,31 @@ def test_force_covers_many_inputs_and_not_weights(capsys, tmp_path, clip):
     (tmp_path / "w.pth").write_bytes(b"PK")
     both = invoke(capsys, "run", "mc3_18", clip, "--model", model, "--weights", tmp_path / "w.pth", "--force")
     both.assert_user_error("--model and --weights cannot be used together")
+
+
+def test_a_file_larger_than_any_onnx_is_refused_before_it_is_read(capsys, tmp_path, clip, monkeypatch):
+    """onnx.load read the whole of a multi-GB --model or --onnx file into memory before finding it was no
+    ONNX; protobuf caps one file at 2 GiB, so a larger one is refused from its size alone (--force too)."""
+    import onnx as onnx_package
+
+    from modelzoo.core.artifacts import artifacts
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(onnx_package, "load", no_read)
+    monkeypatch.setattr(onnx_package, "load_model", no_read)
+    big = tmp_path / "big.onnx"
+    with open(big, "wb") as handle:  # sparse: no disk is used
+        handle.truncate(artifacts.MAX_ONNX_BYTES + 1)
+    for args in (
+        ["run", "r3d_18", clip, "--model", big],
+        ["run", "r3d_18", clip, "--model", big, "--force"],
+        ["fetch", "yolo11n", "--onnx", big],
+        ["check", "r3d_18", "--model", big],
+        ["patch", "r3d_18", "--model", big, "-o", tmp_path / "out.onnx"],
+        ["compile", "r3d_18", "--model", big, "-o", tmp_path / "work"],
+        ["perf", "r3d_18", "--model", big, "--threads", "1", "--frames", "1"],
+    ):
+        line = invoke(capsys, *args).assert_user_error("big.onnx", "2 GiB")
+        assert "--force" not in line, args

@@ -104,6 +104,40 @@ def test_bad_thread_list(capsys):
     invoke(capsys, "perf", "r3d_18", "--threads", "0").assert_user_error("thread counts")
 
 
+def test_more_threads_than_frames_or_than_zoo_runs_is_refused_before_anything_loads(capsys, tmp_path):
+    """`--threads 100000 --frames 1` made 100000 random inputs (4.9 MB each for a 640x640 detector) and
+    ran for minutes; a thread without a frame measures nothing."""
+    model = tiny_video_classifier(tmp_path / "tiny.onnx")
+    invoke(capsys, "perf", "r3d_18", "--model", model, "--threads", "1,8", "--frames", "4").assert_user_error(
+        "--threads 8", "--frames"
+    )
+    invoke(capsys, "perf", "r3d_18", "--model", model, "--threads", "100000", "--frames", "100000").assert_user_error(
+        "100000", "at most"
+    )
+
+
+def test_measure_makes_a_few_inputs_and_one_thread_per_frame_at_most(monkeypatch):
+    import threading
+
+    from modelzoo.core.backends import perf
+
+    made, seen = [], set()
+    real = perf.random_clip
+    monkeypatch.setattr(perf, "random_clip", lambda shape, seed: made.append(seed) or real(shape, seed))
+
+    class Backend:
+        def run(self, clip):
+            seen.add(threading.current_thread().name)
+
+    row = perf.measure(Backend(), ("N", 3, 4, 4), threads=64, frames=200)
+    assert row.frames == 200 and row.threads == 64
+    assert len(made) == perf.DISTINCT_INPUTS < 64
+    made.clear()
+    seen.clear()
+    perf.measure(Backend(), ("N", 3, 4, 4), threads=50, frames=3)
+    assert len(made) <= 3 and len(seen) <= 3
+
+
 # -- threads on a host: a row's threads x onnxruntime's intra-op threads stay within the cores ------
 
 

@@ -279,3 +279,121 @@ def test_a_terminal_sees_the_progress_line_on_stderr_and_stdout_holds_only_json(
     last_line = result.err.rstrip("\n").split("\n")[-1]
     assert last_line.split("\r")[-1].startswith("summary: 3 done, 1 failed")  # on a clean line
     assert last_line.split("\r")[-2].strip() == ""
+
+
+def test_an_input_list_that_names_itself_is_one_error_line(capsys, folder, onnx_file, tmp_path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(f"{folder / 'a.avi'}\n@{second}\n")
+    second.write_text(f"# back to the start\n@{first}\n")
+    result = invoke(capsys, "run", "r3d_18", f"@{first}", "--model", onnx_file)
+    result.assert_user_error("first.txt", "names itself")
+
+
+def test_a_recursive_glob_does_not_follow_a_link_loop(capsys, folder, onnx_file):
+    (folder / "more" / "up").symlink_to(folder, target_is_directory=True)  # more/up/more/up/... is a loop
+    result = invoke(capsys, "run", "r3d_18", str(folder / "**" / "*.avi"), "--model", onnx_file, "--json")
+    assert result.code == 0, result.err
+    assert [r["input"] for r in lines(result.out)] == [str(folder / n) for n in ("a.avi", "b.avi", "more/c.avi")]
+    everything = invoke(capsys, "run", "r3d_18", str(folder / "more" / "**"), "--model", onnx_file, "--json")
+    assert [r["input"] for r in lines(everything.out)] == [str(folder / "more" / "c.avi")]  # DIR/** is its files
+
+
+def test_retry_failed_without_resume_is_refused_and_keeps_the_output(capsys, folder, onnx_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert invoke(capsys, "run", "r3d_18", folder, "--model", onnx_file, "-o", out).code == 1
+    recorded = out.read_text()
+    retry = invoke(capsys, "run", "r3d_18", folder, "--model", onnx_file, "-o", out, "--retry-failed")
+    retry.assert_user_error("--retry-failed", "--resume")
+    assert retry.out == "" and out.read_text() == recorded  # not started afresh over the earlier records
+
+
+def test_output_into_a_missing_folder_is_refused_before_any_input_runs(capsys, folder, onnx_file, tmp_path):
+    result = invoke(capsys, "run", "r3d_18", folder, "--model", onnx_file, "-o", tmp_path / "no" / "out.jsonl")
+    result.assert_user_error("no", "does not exist")
+    assert result.out == "" and not (tmp_path / "no").exists()
+
+
+def test_ctrl_c_keeps_the_whole_records_and_says_how_to_resume(capsys, folder, onnx_file, tmp_path, monkeypatch):
+    from modelzoo.core import runner
+
+    finish_run, seen = runner.finish_run, []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return finish_run(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "finish_run", interrupted_at_the_second)
+    out = tmp_path / "out.jsonl"
+    result = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out)
+    assert result.code == 130
+    assert [r["input"] for r in lines(out.read_text())] == [str(folder / "a.avi")]
+    assert f"{out} keeps the 1 record(s)" in result.err and "--resume" in result.err
+    monkeypatch.setattr(runner, "finish_run", finish_run)
+    resumed = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out,
+                     "--resume", "--json")  # fmt: skip
+    assert resumed.code == 0 and [r["input"] for r in lines(resumed.out)] == [str(folder / "b.avi")]
+
+
+def test_resume_refuses_an_output_that_records_another_model(capsys, folder, onnx_file, tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert invoke(capsys, "run", "r3d_18", folder, "--model", onnx_file, "-o", out).code == 1
+    recorded = out.read_text()
+    other = invoke(capsys, "run", "mc3_18", folder, "--model", onnx_file, "-o", out, "--resume")
+    other.assert_user_error("r3d_18", "mc3_18", "another --output")
+    assert other.out == "" and out.read_text() == recorded  # not a run that skipped every input as done
+
+
+def test_save_with_output_is_checked_before_the_model_is_loaded(capsys, tmp_path, folder, onnx_file, monkeypatch):
+    """One input with --output runs as a many-input run; --save is still the run's one `error:` line
+    (a video model draws nothing), not a failed input found after loading and inference."""
+    from modelzoo.core import runner
+
+    loads, load_backend = [], runner.load_backend
+    monkeypatch.setattr(runner, "load_backend", lambda *a, **k: loads.append(1) or load_backend(*a, **k))
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        capsys, "run", "r3d_18", folder / "a.avi", "--model", onnx_file, "--save", tmp_path / "a.jpg", "-o", out
+    )
+    result.assert_user_error("--save is not supported")
+    assert loads == [] and not out.exists() and not (tmp_path / "a.jpg").exists()
+
+
+def test_inputs_that_do_not_open_keep_no_frames_alive(tmp_path, folder):
+    """The errors of the inputs the plan found unusable are kept until their records are written: as
+    messages, not with the traceback of every failed open (memory that grew with an @list's length)."""
+    from modelzoo.core.contract.registry import get_registry
+    from modelzoo.core.pipeline import _first_usable
+
+    registry = get_registry()
+    inputs = [*(str(tmp_path / f"gone{i}.avi") for i in range(3)), str(folder / "broken.mp4")]
+    opened, unusable = _first_usable(registry, registry.get_model("r3d_18"), inputs, None)
+    assert not opened and list(unusable) == inputs
+    for error in unusable.values():
+        assert error.__traceback__ is None and error.__context__ is None and error.__cause__ is None
+        assert str(error)
+
+
+def test_an_input_list_without_inputs_is_a_user_error(capsys, onnx_file, tmp_path):
+    listing = tmp_path / "todo.txt"
+    listing.write_text("# nothing yet\n\n")
+    invoke(capsys, "run", "r3d_18", f"@{listing}", "--model", onnx_file).assert_user_error("todo.txt", "no inputs")
+
+
+def test_an_input_list_that_is_not_text_is_refused_without_reading_it_whole(capsys, onnx_file, tmp_path, monkeypatch):
+    from modelzoo.core import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_LIST_LINE", 1000)
+    blob = tmp_path / "clip.bin"
+    blob.write_bytes(bytes(range(14, 256)) * 50)  # no line break: one 12,100-character "line"
+    invoke(capsys, "run", "r3d_18", f"@{blob}", "--model", onnx_file).assert_user_error(
+        "clip.bin", "not a list of paths"
+    )
+
+
+def test_a_model_file_whose_input_does_not_fit_stops_the_run_once_at_load(capsys, folder, tmp_path):
+    wrong = tiny_video_classifier(tmp_path / "wrong.onnx", size=96)
+    result = invoke(capsys, "run", "r3d_18", folder, "--model", wrong, "--json")
+    result.assert_user_error("wrong.onnx expects input", "3, 16, 112, 112", "does not match")
+    assert result.out.strip() == ""  # not one failed record per input

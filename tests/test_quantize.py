@@ -327,3 +327,179 @@ def test_a_detector_imported_with_fetch_onnx_runs_in_int8_and_finds_what_fp32_fi
             best = max(same, key=lambda g: _box_iou(g["box"], detection["box"]), default=None)
             assert best is not None and _box_iou(best["box"], detection["box"]) >= 0.5, detection
             assert best["score"] == pytest.approx(detection["score"], abs=0.05)
+
+
+# -- what a calibration set or a cached INT8 model may hold ---------------------------------------------------
+
+
+def test_calibration_samples_holding_nan_or_infinity_are_refused_by_name(capsys, work, tmp_path):
+    """A NaN sample gave NaN activation ranges, a report of NaN cosines, and `--json` that is not JSON."""
+    good = np.load(sorted(_calib(capsys, work, "calib", "videos").glob("*.npy"))[0])
+    np.save(tmp_path / "a_good.npy", good)
+    bad = np.concatenate([good, good])
+    bad[1, 0, 3, 5, 7] = np.inf
+    np.save(tmp_path / "b_batch.npy", bad)
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", tmp_path, "--json")
+    result.assert_user_error("b_batch.npy", "sample 1", "NaN or infinite", "zoo calib r3d_18")
+    assert result.out == ""
+
+
+def test_one_row_of_a_batched_calibration_file_is_read_without_the_rest(tmp_path):
+    """Samples of a [K, ...] file are loaded one row at a time: reading the whole file for each row
+    made calibration K times the file in reads and held the whole file in memory."""
+    import tracemalloc
+
+    from modelzoo.core.quantize.calibration_set import Sample
+
+    rows = np.random.default_rng(0).standard_normal((16, 3, 4, 64, 64)).astype(np.float32)  # 3 MB, 196 kB a row
+    np.save(tmp_path / "batch.npy", rows)
+    tracemalloc.start()
+    try:
+        loaded = Sample(tmp_path / "batch.npy", row=9).load()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert loaded.shape == (1, 3, 4, 64, 64) and loaded.tobytes() == rows[9:10].tobytes()
+    assert peak < 3 * rows[0].nbytes, peak
+
+
+def test_quantize_from_a_folder_of_videos_shows_progress_while_preprocessing(capsys, work, monkeypatch):
+    from modelzoo.commands import quantize as command
+
+    seen = []
+
+    class Bar:
+        def __init__(self, total, label):
+            self.label, self.total, self.done = label, total, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            seen.append((self.label, self.total, self.done))
+
+        def update(self, steps):
+            self.done += steps
+
+    monkeypatch.setattr(command, "progress", Bar)
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", work["other_videos"],
+                    "--method", "percentile", "--node-samples", "0")  # fmt: skip
+    assert result.code == 0, result.err
+    assert ("preprocessing", 4, 4) in seen  # before the calibration bar, which had nothing to show until then
+    assert [label for label, _, _ in seen][:2] == ["preprocessing", "calibration"]
+
+
+def test_a_damaged_cached_int8_model_is_named_with_the_command_that_makes_it_again(capsys, work):
+    """It was "no INT8 model of r3d_18 yet" when the only cached one was damaged."""
+    calib = _calib(capsys, work, "calib", "videos")
+    made, _ = _quantize(capsys, work, calib, "--node-samples", "0")
+    int8 = Path(made["int8_file"])
+    int8.write_bytes(int8.read_bytes()[:1000])
+    clip = sorted(work["test_videos"].iterdir())[0]
+    result = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--precision", "int8")
+    line = result.assert_user_error(int8.name, "damaged", "truncated")
+    assert f"zoo quantize r3d_18 --model {work['model']} --calib {calib.absolute()}`" in line
+    assert "yet" not in line
+
+
+def test_a_damaged_newest_int8_model_is_not_silently_replaced_by_an_older_one(capsys, work):
+    older, _ = _quantize(capsys, work, _calib(capsys, work, "calib", "videos"), "--node-samples", "0")
+    import time
+
+    time.sleep(1.1)  # cache entries are dated to the second
+    newer, _ = _quantize(capsys, work, _calib(capsys, work, "other_calib", "other_videos"), "--node-samples", "0")
+    Path(newer["int8_file"]).write_bytes(b"\x00" * 10)
+    clip = sorted(work["test_videos"].iterdir())[0]
+    result = invoke(capsys, "run", "r3d_18", clip, "--model", work["model"], "--precision", "int8", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["model_file"] == older["int8_file"]
+    assert Path(newer["int8_file"]).name in result.err and "damaged" in result.err
+    assert f"--calib {(work['root'] / 'other_calib').absolute()}" in result.err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_quantizing(capsys, work, tmp_path, monkeypatch):
+    from modelzoo.core.quantize import host
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("quantized before -o was checked")
+
+    monkeypatch.setattr(host, "quantize_preprocessed", refuse)
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    target = tmp_path / "a_file" / "int8.onnx"
+    result = invoke(
+        capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", work["other_videos"], "-o", target
+    )
+    result.assert_user_error("cannot write", str(target))
+    assert not any(Path(tmp_path).glob(".zoo-check-*"))
+
+
+def test_the_report_holds_no_more_than_a_sample_of_outputs_at_once(tmp_path):
+    """The fp32-vs-INT8 comparison kept every output of both models for all samples (and copies of them
+    joined): a detector's outputs on 100 calibration images came to over 1 GB."""
+    import tracemalloc
+
+    from onnx_models import tiny_image_classifier
+
+    from modelzoo.core.quantize.calibration_set import Sample
+    from modelzoo.core.quantize.report import compare_outputs
+
+    model = tiny_image_classifier(tmp_path / "wide.onnx", size=8, classes=200_000)  # 800 kB of logits a sample
+    rng = np.random.default_rng(0)
+    samples = []
+    for index in range(24):
+        np.save(tmp_path / f"s{index}.npy", rng.standard_normal((1, 3, 8, 8)).astype(np.float32))
+        samples.append(Sample(tmp_path / f"s{index}.npy"))
+    compare_outputs(model, model, samples[:2])  # sessions warmed up outside the measurement
+    tracemalloc.start()
+    try:
+        outputs, top1 = compare_outputs(model, model, samples)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outputs[0]["cosine"] == pytest.approx(1.0) and top1["agree"] == 24
+    assert peak < 20 * 800_000, peak  # one sample's outputs in float64 and their difference; was 24 of each model
+
+
+def test_progress_is_written_to_a_log(capsys, work, monkeypatch):
+    """In a log or a pipe, quantizing said nothing between its first line and the report, however long."""
+    from modelzoo import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", work["other_videos"],
+                    "--node-samples", "1")  # fmt: skip
+    assert result.code == 0, result.err
+    lines = [line for line in result.err.splitlines() if line.startswith("progress: ")]
+    for label in ("preprocessing", "calibration", "fp32 vs INT8"):
+        assert [line for line in lines if line.startswith(f"progress: {label} ")] == [
+            f"progress: {label} {n}/4" for n in range(1, 4)
+        ], lines
+
+
+def test_an_empty_calibration_folder_says_how_to_fill_it(capsys, work, tmp_path):
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "notes.txt").write_text("not a sample")
+    result = invoke(capsys, "quantize", "r3d_18", "--model", work["model"], "--calib", tmp_path / "calib")
+    result.assert_user_error("no .npy samples", f"zoo calib r3d_18 --input VIDEOS_OR_IMAGES -o {tmp_path / 'calib'}")
+
+
+def test_a_cached_report_changed_on_disk_is_made_again_not_shown(capsys, work):
+    calib = _calib(capsys, work, "calib", "videos")
+    first, _ = _quantize(capsys, work, calib, "--node-samples", "0")
+    report = Path(first["int8_file"]).with_name(Path(first["int8_file"]).stem + ".report.json")
+    edited = json.loads(report.read_text())
+    edited["outputs"][0]["cosine"] = 0.5
+    report.write_text(json.dumps(edited))
+    second, _ = _quantize(capsys, work, calib, "--node-samples", "0")
+    assert second["cached"] is True and second["report_cached"] is False
+    assert second["outputs"][0]["cosine"] == pytest.approx(first["outputs"][0]["cosine"], abs=1e-9)
+    third, _ = _quantize(capsys, work, calib, "--node-samples", "0")
+    assert third["report_cached"] is True and third["outputs"] == second["outputs"]
+
+
+def test_output_onto_the_fp32_model_is_refused(capsys, work, tmp_path):
+    """`-o` naming the --model file replaced the fp32 model with its INT8 one."""
+    fp32 = tmp_path / "small.onnx"
+    fp32.write_bytes(work["model"].read_bytes())
+    result = invoke(capsys, "quantize", "r3d_18", "--model", fp32, "--calib", work["other_videos"], "-o", fp32)
+    result.assert_user_error("is the fp32 --model file")
+    assert fp32.read_bytes() == work["model"].read_bytes()

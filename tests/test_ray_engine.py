@@ -277,3 +277,68 @@ def test_zoo_imports_ray_only_for_the_ray_engine(folder, onnx_file):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(lines(done.stdout)) == 4
+
+
+def _session_processes(driver_pid: int) -> list:
+    """Processes of the Ray session a driver started: their command lines name its folder, session_…_PID."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and re.search(rf"session_[\d_-]+_{driver_pid}\b", command):
+            found.append(int(entry.name))
+    return found
+
+
+@needs_ray
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_sigterm_during_a_ray_run_stops_the_ray_it_started_and_exits_143(folder, onnx_file, tmp_path):
+    """As the local engine: exit 143, one `error: terminated` line, the records written so far whole;
+    and no process of the Ray the run started is left behind (zoo's handler exited without stopping it,
+    Ray's own handler exited 15 with a native stack dump)."""
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(40):
+        shutil.copy(folder / "a.avi", many / f"v{index:02d}.avi")
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "home"), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    command = [
+        sys.executable,
+        "-m",
+        "modelzoo",
+        "run",
+        "r3d_18",
+        many,
+        "--model",
+        onnx_file,
+        "--engine",
+        "ray",
+        "-o",
+        out,
+    ]
+    zoo = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and zoo.poll() is None and not (out.exists() and out.read_text()):
+            time.sleep(0.2)
+        assert zoo.poll() is None, zoo.communicate()[1]
+        zoo.send_signal(signal.SIGTERM)
+        _, err = zoo.communicate(timeout=60)
+        assert zoo.returncode == 143, err
+        assert "error: terminated" in err and "SIGTERM received" not in err, err
+        assert all(line.endswith("}") for line in out.read_text().splitlines())
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _session_processes(zoo.pid):
+            time.sleep(0.5)
+        assert _session_processes(zoo.pid) == []
+    finally:
+        if zoo.poll() is None:
+            zoo.kill()
+        for pid in _session_processes(zoo.pid):  # what a failing run left: only this run's session
+            os.kill(pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ refuses what it must (size, queue, key, paths, host), and runs as a real uvicorn
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -166,6 +167,37 @@ def test_bad_requests_get_a_4xx_with_the_clis_one_line_message(stand_in, capsys)
     assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
 
 
+def test_long_and_non_ascii_upload_names_keep_their_suffix(stand_in, capsys):
+    np.save("photo.npy", image())
+    api = client("resnet18", model_path=stand_in)
+    expected = cli_json(capsys, "resnet18", "photo.npy", "--model", stand_in)["predictions"]
+    for name in ("视频" * 45 + ".npy", "a" * 150 + ".npy"):  # 270 bytes in UTF-8; 154 characters
+        response = upload(api, "resnet18", "photo.npy", name=name)
+        assert response.status_code == 200, response.text
+        shown = response.json()["input"]
+        assert shown.endswith(".npy") and name.startswith(shown[:-4]), shown
+        assert response.json()["predictions"] == expected
+    assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+
+
+def test_an_upload_the_server_cannot_store_is_not_blamed_on_the_client(stand_in, monkeypatch):
+    import errno
+
+    from modelzoo.serve import uploads
+
+    def full_disk(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    np.save("photo.npy", image())
+    api = client("resnet18", model_path=stand_in)
+    monkeypatch.setattr(uploads, "open", full_disk, raising=False)  # the spooled file cannot be written
+    response = upload(api, "resnet18", "photo.npy")
+    assert response.status_code == 507, response.text
+    message = response.json()["error"]
+    assert "could not store" in message and "serve-uploads" not in message, message
+    assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+
+
 def test_a_body_over_the_limit_is_413(stand_in):
     api = client("resnet18", model_path=stand_in, max_body=4096)
     big = np.zeros(8192, np.uint8).tobytes()
@@ -184,6 +216,110 @@ def test_a_body_over_the_limit_is_413(stand_in):
     )
     assert streamed.status_code == 413
     assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+
+
+def test_options_are_checked_in_the_requests_words(stand_in, tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    np.save(allowed / "photo.npy", image())
+    api = client("resnet18", model_path=stand_in, allow_paths=[str(allowed)])
+    for response, fragment in (
+        (upload(api, "resnet18", allowed / "photo.npy", params={"top_k": "0"}), "'top_k' must be at least 1"),
+        (api.post("/v1/models/resnet18/predict", json={"path": "photo.npy", "top_k": [1]}), "'top_k' must be int"),
+        (api.post("/v1/models/resnet18/predict", json={"path": "photo.npy", "top_k": 2.5}), "'top_k' must be int"),
+        # a count that would hold the model for ever (clips=10**8 does, on a video model): refused at once
+        (api.post("/v1/models/resnet18/predict", json={"path": "photo.npy", "top_k": 10**8}), "at most 1000"),
+    ):
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]
+        assert fragment in message and "this request" in message and "command line" not in message, message
+
+
+def test_a_form_of_many_parts_is_refused(stand_in):
+    np.save("photo.npy", image())
+    api = client("resnet18", model_path=stand_in)
+    fields = {f"f{i}": "" for i in range(5000)}  # empty fields: nothing counts against the fields' bytes
+    with open("photo.npy", "rb") as handle:
+        response = api.post("/v1/models/resnet18/predict", data=fields, files={"file": ("photo.npy", handle)})
+    assert response.status_code == 400 and "parts" in response.json()["error"], response.text
+    assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+
+
+@contextlib.contextmanager
+def real_server(app):
+    """`app` under uvicorn on 127.0.0.1 (as `zoo serve` runs it), in a thread; yields the ZooServer."""
+    from modelzoo.serve.server import ZooServer
+
+    server = ZooServer(app, "127.0.0.1", free_port(), log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+SLOW_UPLOAD = (  # a request whose body never arrives whole (Content-Length promises more)
+    b"POST /v1/models/resnet18/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
+    b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename="slow.npy"\r\n\r\n\x93NUMPY'
+)
+
+
+def http_answer(sock: socket.socket) -> tuple:
+    """(status line, JSON body) of the answer on `sock`, read until the server closes or the JSON ends."""
+    answer = b""
+    while not (b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}")):
+        more = sock.recv(65536)
+        assert more, answer
+        answer += more
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"application/json" in head, answer
+    return head.split(b"\r\n", 1)[0].decode(), json.loads(body)
+
+
+def test_a_stalled_upload_gives_up_its_place_in_the_queue(stand_in, monkeypatch):
+    import httpx
+
+    from modelzoo.serve import uploads
+
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_S", 1.0)
+    np.save("photo.npy", image())
+    app = create_app(["resnet18"], model_path=stand_in, queue=0)
+    with real_server(app) as server:
+        port = server.config.port
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as slow:
+            slow.sendall(SLOW_UPLOAD)  # and then nothing more: the request holds the model's only place
+            status, body = http_answer(slow)
+        assert status.startswith("HTTP/1.1 408") and "stopped arriving" in body["error"], (status, body)
+        assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+        with open("photo.npy", "rb") as handle:  # the place is free again
+            files = {"file": ("photo.npy", handle)}
+            after = httpx.post(f"{LOCAL}:{port}/v1/models/resnet18/predict", files=files, timeout=30)
+        assert after.status_code == 200, after.text
+
+
+def test_stopping_ends_an_upload_in_progress_with_a_json_503(stand_in, capfd):
+    app = create_app(["resnet18"], model_path=stand_in)
+    with real_server(app) as server, socket.create_connection(("127.0.0.1", server.config.port), timeout=20) as slow:
+        slow.sendall(SLOW_UPLOAD)
+        deadline = time.monotonic() + 10
+        while not list((modelzoo_cache_root() / "serve-uploads").iterdir()):  # the upload is being spooled
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stopping = time.monotonic()
+        server.should_exit = True
+        status, body = http_answer(slow)
+        assert status.startswith("HTTP/1.1 503") and "stopping" in body["error"], (status, body)
+        assert time.monotonic() - stopping < 5  # not the whole grace period (10 s), then a cancellation
+    assert list((modelzoo_cache_root() / "serve-uploads").iterdir()) == []
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_full_queue_is_503_with_retry_after(stand_in):
@@ -271,6 +407,32 @@ def test_a_loopback_server_answers_only_requests_addressed_to_loopback(stand_in)
     assert exposed.get("/v1/models", headers={"X-API-Key": "k"}).status_code == 200
 
 
+def test_another_sites_page_cannot_post_here(stand_in):
+    np.save("photo.npy", image())
+    api = client("resnet18", model_path=stand_in, api_key="k")
+    key = {"X-API-Key": "k"}
+    for origin in ("http://attacker.example", "null", "http://127.0.0.1:9"):
+        with open("photo.npy", "rb") as handle:  # a plain form post: browsers send it without a preflight
+            files = {"file": ("photo.npy", handle)}
+            refused = api.post("/v1/models/resnet18/predict", files=files, headers={**key, "Origin": origin})
+        assert refused.status_code == 403 and "another site" in refused.json()["error"], (origin, refused.text)
+    assert api.delete("/v1/streams/x", headers={**key, "Origin": "http://attacker.example"}).status_code == 403
+    for headers in (key, {**key, "Origin": LOCAL}):  # no Origin (curl), or this server's own page
+        assert upload_with(api, "photo.npy", headers).status_code == 200
+    assert api.get("/v1/models", headers={**key, "Origin": "http://attacker.example"}).status_code == 200
+
+
+def upload_with(api: TestClient, path, headers: dict):
+    with open(path, "rb") as handle:
+        return api.post("/v1/models/resnet18/predict", files={"file": ("photo.npy", handle)}, headers=headers)
+
+
+def test_probes_may_send_head(stand_in):
+    api = client("resnet18", model_path=stand_in)
+    assert api.head("/healthz").status_code == 200
+    assert api.head("/").status_code == 200
+
+
 def test_paths_are_read_only_inside_allow_paths(stand_in, tmp_path, capsys):
     allowed = tmp_path / "allowed"
     (allowed / "sub").mkdir(parents=True)
@@ -331,6 +493,15 @@ def test_metrics_count_requests_latencies_and_queues(stand_in):
         "# TYPE zoo_http_request_duration_seconds histogram",
     ):
         assert line in text, line
+
+
+def test_made_up_methods_add_no_metric_series(stand_in):
+    api = client("resnet18", model_path=stand_in)
+    for index in range(50):
+        assert api.request(f"M{index}", "/v1/models").status_code == 405
+    metrics = api.get("/metrics").text
+    assert 'zoo_http_requests_total{method="other",route="unmatched",status="405"} 50' in metrics
+    assert 'method="M1"' not in metrics and metrics.count("\n") < 200, metrics
 
 
 def test_the_page_is_served_without_anything_from_elsewhere(stand_in):

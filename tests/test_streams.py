@@ -281,6 +281,41 @@ def test_save_video_on_a_file_run_draws_the_result_on_every_frame(capsys, tmp_pa
     )
 
 
+def test_save_video_is_refused_before_the_model_is_loaded(capsys, tmp_path, tiny_onnx, monkeypatch):
+    """As --save: a target --save-video cannot write, or an input with no frames, is one `error:` line
+    before any download, conversion or inference."""
+    import cv2
+
+    import modelzoo
+    from modelzoo.core import runner
+    from modelzoo.testing import write_stand_in_onnx
+
+    loads = []
+    monkeypatch.setattr(runner, "load_backend", lambda *a, **k: loads.append(1))
+    video = write_video(tmp_path / "clip.avi", 20, 25.0)
+    invoke(capsys, "run", "r3d_18", video, "--model", tiny_onnx, "--save-video", tmp_path / "x.gif").assert_user_error(
+        "--save-video", ".mp4"
+    )
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((48, 64, 3), 90, np.uint8))
+    stand_in = write_stand_in_onnx(modelzoo.get_model("resnet18").spec, tmp_path / "stand_in.onnx")
+    result = invoke(
+        capsys, "run", "resnet18", tmp_path / "photo.png", "--model", stand_in, "--save-video", tmp_path / "p.mp4"
+    )
+    result.assert_user_error("--save-video draws on a video", "--save")
+    assert loads == [] and not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob("*.gif"))
+
+
+@pytest.mark.parametrize("as_stream", [False, True])
+def test_save_video_over_the_input_is_refused_and_the_input_kept(capsys, tmp_path, tiny_onnx, monkeypatch, as_stream):
+    video = write_video(tmp_path / "clip.avi", 20, 25.0)
+    before = video.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    result = invoke(capsys, "run", "r3d_18", video, *(["--stream"] if as_stream else []), "--model", tiny_onnx,
+                    "--save-video", "./clip.avi")  # fmt: skip
+    result.assert_user_error("--save-video", "is the input")
+    assert video.read_bytes() == before and result.out == ""
+
+
 def test_slow_inference_drops_windows_and_counts_them(capsys, tmp_path, tiny_onnx, monkeypatch):
     from modelzoo.core.backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -342,4 +377,5 @@ def test_stream_options_are_checked(capsys, tmp_path, tiny_onnx):
     invoke(capsys, "run", "r3d_18", video, "--stream", "--clips", "2").assert_user_error("--clips")
     invoke(capsys, "run", "r3d_18", video, video, "--stream").assert_user_error("one input")
     invoke(capsys, "run", "r3d_18", tmp_path / "none.avi", "--stream").assert_user_error("does not exist")
+    invoke(capsys, "run", "r3d_18", tmp_path, "--stream").assert_user_error("one video file", "is a folder")
     invoke(capsys, "run", "r3d_18", "rtsp://127.0.0.1:9/live", "--resume").assert_user_error("--resume")

@@ -277,3 +277,22 @@ def test_a_file_pyav_cannot_open_is_decoded_by_opencv(videos, monkeypatch):
     assert decoded.refused.startswith("PyAV cannot open") and decoded.seeks == 0
     opencv = decode_all(videos["h264.mp4"])
     assert all(np.array_equal(decoded.frames[i], opencv[i]) for i in wanted)
+
+
+def test_a_video_whose_header_claims_years_is_classified_from_the_frames_it_has(tmp_path, capsys):
+    """A 100-frame Matroska file whose Duration says 10^10 s: OpenCV reports 2.5e11 frames. The run must
+    not size anything by that claim; it classifies the 100 frames and says the header was wrong."""
+    import struct
+
+    from onnx_models import tiny_video_classifier
+    from zoo_cli import invoke
+
+    video = write_keyframed_video(tmp_path / "claims.mkv", FRAMES, FPS, GOP)
+    data = bytearray(video.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Segment Info's Duration, an 8-byte float in milliseconds
+    assert at > 0
+    data[at + 3 : at + 11] = struct.pack(">d", 1e13)
+    video.write_bytes(bytes(data))
+    result = invoke(capsys, "run", "r3d_18", video, "--model", tiny_video_classifier(tmp_path / "tiny.onnx"), "--json")
+    assert result.code == 0, result.err
+    assert f"decoded to {FRAMES} frames although its header claims" in result.err

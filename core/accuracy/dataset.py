@@ -102,12 +102,15 @@ def labelled_set(listing, labels, source: Path, chosen, suffixes=()) -> Labelled
         if entry.missing:
             labelled.skipped.append((entry.path, entry.missing))
         elif not Path(entry.path).is_file():
-            labelled.skipped.append((entry.path, "does not exist"))
+            reason = "is a folder, not an input file" if Path(entry.path).is_dir() else "does not exist"
+            labelled.skipped.append((entry.path, reason))
         else:
             labelled.items.append(Item(Path(entry.path), index))
     if unknown:
         raise InputError(_unknown_message(list(unknown.values()), labels, listing.labels_from))
     if not labelled.items:
+        if not labelled.skipped and not listing.entries and source.is_file():
+            raise InputError(f"--dataset {source} lists no inputs: it is empty, or holds only its header")
         if not labelled.skipped:
             kinds = f" ({', '.join(sorted(suffixes))})" if suffixes else ""
             raise InputError(f"--dataset {source} holds no input files this model takes{kinds}")

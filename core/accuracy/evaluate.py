@@ -119,7 +119,7 @@ def evaluate(
 ) -> Evaluation:  # fmt: skip
     """Run every item of `labelled` (a LabelledSet) through every variant, decoding ahead in `workers`
     threads as `zoo run` does (`core.pipeline.prefetch`); inputs that fail to open or decode are skipped
-    and named, not fatal. `on_item()` is called for each item (progress)."""
+    and named, not fatal. `on_item(failed)` is called once each item is done with (progress)."""
     import numpy as np
 
     from modelzoo.core.pipeline import prefetch
@@ -136,15 +136,15 @@ def evaluate(
         return preprocess_source(model, source, options)
 
     for item, tensor, error in prefetch(labelled.items, prepare, workers=workers):
+        if error is None:
+            try:
+                outputs = [np.asarray(variant.runner.run(tensor), dtype=np.float32) for variant in variants]
+            except ZooError as exc:
+                error = exc
         if on_item:
-            on_item()
+            on_item(error is not None)
         if error is not None:
             skipped.append((item.path, str(error)))
-            continue
-        try:
-            outputs = [np.asarray(variant.runner.run(tensor), dtype=np.float32) for variant in variants]
-        except ZooError as exc:
-            skipped.append((item.path, str(exc)))
             continue
         for variant, output in zip(variants, outputs):
             if output.shape[-1] != len(labels):
@@ -220,7 +220,10 @@ class _Agreement:
 
     def to_dict(self, reference: Variant) -> dict:
         count = len(self.cosines)
-        overall = self.dot / (self.norm_a * self.norm_b) ** 0.5 if self.norm_a and self.norm_b else 1.0
+        if self.norm_a and self.norm_b:
+            overall = self.dot / (self.norm_a * self.norm_b) ** 0.5
+        else:  # as `cosine`: 1 only when both are all zeros; a variant that answers zeros does not agree
+            overall = 1.0 if not self.norm_a and not self.norm_b else 0.0
         return {
             "reference": reference.label,
             "variant": self.variant.label,
@@ -300,19 +303,34 @@ def environment(registry, model, variants) -> dict:
     return measurement_environment(registry, model, [variant.runner.describe() for variant in variants])
 
 
+PREDICTION_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+def check_predictions_path(path) -> Path:
+    """Refuse an --output that cannot be written before any input is decoded, not after the whole set."""
+    from modelzoo.core.atomic import check_writable
+    from modelzoo.core.errors import OutputError
+
+    path = Path(path)
+    if path.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise OutputError(f"--output {path}: use a .jsonl, .json or .csv file")
+    if path.is_dir():
+        raise OutputError(f"--output {path} is a directory; name a .jsonl, .json or .csv file")
+    check_writable(path)
+    return path
+
+
 def write_predictions(evaluation: Evaluation, path) -> Path:
-    """Per-sample predictions: `.jsonl` (one record per input) or `.csv` (one row per input and variant)."""
+    """Per-sample predictions: `.jsonl` (one record per input), `.json` (one list of them) or `.csv`
+    (one row per input and variant)."""
     import csv
     import io
     import json
 
     from modelzoo.core.atomic import atomic_write
-    from modelzoo.core.errors import OutputError
 
-    path = Path(path)
+    path = check_predictions_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".json", ".csv"):
-        raise OutputError(f"--output {path}: use a .jsonl or .csv file")
     if suffix == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -331,6 +349,8 @@ def write_predictions(evaluation: Evaluation, path) -> Path:
                     ]
                 )
         text = buffer.getvalue()
+    elif suffix == ".json":  # a .json file is read whole: one JSON document, not JSON Lines
+        text = json.dumps(evaluation.samples, indent=2) + "\n"
     else:
         text = "".join(json.dumps(sample) + "\n" for sample in evaluation.samples)
     with atomic_write(path, "w") as handle:

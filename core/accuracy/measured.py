@@ -32,8 +32,11 @@ def measured_rows(cache, model_name: str) -> list:
     return [dict(row, measured=True) for row in rows or [] if isinstance(row, dict)]
 
 
-def record_measurements(cache, model_name: str, rows: list) -> Path:
-    """Append `rows` to the model's file (under a lock, written whole), returning its path."""
+def record_measurements(cache, model_name: str, rows: list, log=None) -> Path:
+    """Append `rows` to the model's file (under a lock, written whole), returning its path. A file that
+    cannot be read is kept beside it as `.damaged`, not overwritten, and `log` says so."""
+    import os
+
     from filelock import FileLock
 
     from modelzoo.core.atomic import atomic_write
@@ -41,11 +44,30 @@ def record_measurements(cache, model_name: str, rows: list) -> Path:
     path = measured_path(cache, model_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
+        problem = _unreadable(path)
+        if problem:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            if log:
+                log(f"warning: {path} could not be read ({problem}); kept as {aside}, recording in a new file")
         existing = [{k: v for k, v in row.items() if k != "measured"} for row in measured_rows(cache, model_name)]
         with atomic_write(path, "w") as handle:
             json.dump({"model": model_name, "rows": existing + list(rows)}, handle, indent=2)
             handle.write("\n")
     return path
+
+
+def _unreadable(path: Path) -> str:
+    """Why an existing measured file is not one zoo wrote ("" when it is, or when there is none)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
+        return 'not a {"model", "rows"} object'
+    return ""
 
 
 def evaluation_rows(evaluation) -> list:
@@ -61,13 +83,14 @@ def evaluation_rows(evaluation) -> list:
                     "kind": "accuracy",
                     "metric": metric,
                     "value": result[metric],
-                    "dataset": f"{dataset['path']} ({dataset['form']}, {len(dataset['classes'])} classes)",
+                    "dataset": f"{Path(dataset['path']).absolute()} ({dataset['form']}, "
+                    f"{len(dataset['classes'])} classes)",
                     "protocol": f"{data['protocol']['summary']}; {data['protocol']['preprocessing']}",
                     "samples": result["samples"],
                     "skipped": len(data["protocol"]["skipped"]),
                     "precision": result["precision"],
                     "backend": result["backend_detail"],
-                    "model_file": result["model_file"],
+                    "model_file": str(Path(result["model_file"]).absolute()),  # read later, from anywhere
                     "tools": env["tools"],
                     "host": env["host"],
                     "date": env["date"],
@@ -99,7 +122,7 @@ def perf_rows(environment: dict, rows: list, *, input_shape, backend: str, preci
                     "samples": row.frames,
                     "precision": precision,
                     "backend": backend,
-                    "model_file": str(model_file),
+                    "model_file": str(Path(model_file).absolute()),
                     "tools": environment["tools"],
                     "host": environment["host"],
                     "date": environment["date"],
@@ -154,13 +177,14 @@ def measured_table(rows: list) -> str:
     from modelzoo.core.tables import table
 
     return table(
-        ["metric", "value", "precision", "backend", "dataset", "protocol", "host", "date"],
+        ["metric", "value", "precision", "backend", "model file", "dataset", "protocol", "host", "date"],
         [
             [
                 row.get("metric"),
                 row.get("value"),
                 row.get("precision", "-"),
                 row.get("backend", "-"),
+                Path(str(row["model_file"])).name if row.get("model_file") else "-",  # which weights were measured
                 row.get("dataset", "-"),
                 row.get("protocol", "-"),
                 row["host"].get("name", "-") if isinstance(row.get("host"), dict) else row.get("host"),

@@ -239,6 +239,8 @@ def existing_model_file(model_path, *, model=None, weights=None) -> Path:
     path = Path(model_path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist; check --model")
+    if path.suffix.lower() == ".onnx":
+        check_onnx_size(path)  # no --force gets past this: onnxruntime would read it all first
     if model is not None and path.suffix.lower() == ".onnx":
         _check_recorded_model(model, path)
     return path
@@ -319,9 +321,28 @@ def cache_status(cache, spec) -> CacheStatus:
     return CacheStatus(official, custom, in_use, any(e.source_sha256 and e.path.is_file() for e in entries))
 
 
+# protobuf cannot serialize a message over 2 GiB, so no single-file ONNX is larger: a bigger file is
+# refused before onnx reads all of it into memory
+MAX_ONNX_BYTES = 2 << 30
+
+
+def check_onnx_size(path) -> None:
+    """An InputError for a file too large to be one ONNX protobuf, before anything reads it."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return  # the reader says what is wrong, in its own words
+    if size > MAX_ONNX_BYTES:
+        raise InputError(
+            f"{path} is {size / 2**30:.1f} GiB, more than the 2 GiB a single ONNX file can hold; "
+            "pass the .onnx file itself (a larger model keeps its weights as external data)"
+        )
+
+
 def load_onnx(path):
     import onnx
 
+    check_onnx_size(path)
     try:
         return onnx.load(str(path))
     except Exception as exc:

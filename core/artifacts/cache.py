@@ -390,16 +390,18 @@ class ArtifactCache:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def verify(self) -> list:
-        """Re-hash every cached file against its manifest."""
+    def verify(self, on_file=None) -> list:
+        """Re-hash every cached file against its manifest; `on_file(entry)` after each (for a progress bar)."""
         results = []
         for entry in self.entries():
             if not entry.path.is_file():
                 results.append(VerifyResult(entry.path, False, entry.sha256, None, "missing"))
-                continue
-            actual = sha256_file(entry.path)
-            ok = actual == entry.sha256
-            results.append(VerifyResult(entry.path, ok, entry.sha256, actual, "" if ok else "changed"))
+            else:
+                actual = sha256_file(entry.path)
+                ok = actual == entry.sha256
+                results.append(VerifyResult(entry.path, ok, entry.sha256, actual, "" if ok else "changed"))
+            if on_file:
+                on_file(entry)
         return results
 
     def clean(self, model: str | None = None) -> int:
@@ -440,12 +442,25 @@ class ArtifactCache:
                 status = "damaged, set aside (fetched again)"
             elif name.startswith(".") and name.endswith(".tmp"):
                 status = "unfinished write (left by a killed process)"
+            elif self._orphan(path):
+                status = "no readable manifest: not used (`zoo cache clean` removes it)"
             else:
                 continue
             if path.is_file() and not path.is_symlink():
                 owner = model or path.relative_to(self.models_dir).parts[0]
                 found.append(Leftover(path, owner, path.stat().st_size, status))
         return found
+
+    def _orphan(self, path: Path) -> bool:
+        """A file in an entry's folder (<model>/<sha256>/) that no readable manifest claims."""
+        if path.name in (MANIFEST,) or path.name.endswith(".lock") or path.parent.parent.parent != self.models_dir:
+            return False
+        try:
+            _check_sha(path.parent.name)
+        except CacheError:
+            return False  # staging, derived files: not an entry's folder
+        entry = _read_manifest(path.parent / MANIFEST)
+        return entry is None or entry.path != path
 
     def size(self, model: str | None = None) -> int:
         target = self.model_dir(model) if model else self.models_dir
@@ -483,6 +498,8 @@ def _read_manifest(manifest: Path) -> CachedFile | None:
         else:
             path = manifest.with_name(manifest.name[: -len(_DERIVED_SUFFIX)])
         known = {key: data[key] for key in _FIELDS}
+        if not _well_typed(known) or not isinstance(data.get("source_sha256"), (str, type(None))):
+            return None  # edited by hand or damaged: its claims cannot be trusted, so it is not cached
         extra = {k: v for k, v in data.items() if k not in _FIELDS and k not in _OPTIONAL}
         mtime_ns = data.get("mtime_ns")
         return CachedFile(
@@ -495,6 +512,21 @@ def _read_manifest(manifest: Path) -> CachedFile | None:
     except (OSError, ValueError, KeyError, TypeError, CacheError):
         # A missing or half-edited manifest means "not cached"; `zoo cache clean` removes the rest.
         return None
+
+
+def _well_typed(known: dict) -> bool:
+    """Whether a manifest's fields have the types zoo writes (a size of "big" or `verified: "yes"` is damage)."""
+    texts = ("model", "artifact", "sha256", "created", "zoo_version")
+    size = known["size"]
+    return (
+        all(isinstance(known[key], str) for key in texts)
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and size >= 0
+        and isinstance(known["url"], (str, type(None)))
+        and isinstance(known["verified"], bool)
+        and isinstance(known["official"], bool)
+    )
 
 
 def _read_json(path: Path) -> dict | None:

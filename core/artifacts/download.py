@@ -4,7 +4,8 @@ A download goes to `<dest>.part`, resumes it with an HTTP Range request after a 
 connection, and is renamed to `<dest>` only after its sha256 matched. A file lock on
 `<dest>.lock` makes a second process wait and then reuse the first one's file.
 
-What it refuses: more bytes than expected (or than DEFAULT_MAX_BYTES), a redirect away from https
+What it refuses: more bytes than expected (or than DEFAULT_MAX_BYTES), a body trickling in under
+MIN_RATE (its attempts use up the retries), a redirect away from https
 (or, from a plain-http URL, to another host), and file:// URLs the user did not write.
 An interrupted download keeps its `.part` file, so the next run resumes it.
 """
@@ -29,10 +30,18 @@ DEFAULT_TIMEOUT = 20.0  # per connect and per read; a stalled transfer fails, a 
 _BACKOFF = 0.4  # seconds before the first retry, doubled each time: 0.4 + 0.8 + 1.6 for 3 retries
 _CHUNK = 1 << 18
 DEFAULT_MAX_BYTES = 4 << 30  # when the size is unknown: generous, but an endless response cannot fill the disk
+# A body that trickles in (a byte now and then, each within the read timeout) would take forever: under
+# MIN_RATE bytes/s over a SLOW_WINDOW the attempt is dropped, and such attempts use up the retries.
+MIN_RATE = 1024
+SLOW_WINDOW = 60.0
 
 
 class _Retry(Exception):
     """A failure worth another attempt (connection trouble, 5xx, a short body)."""
+
+
+class _Slow(_Retry):
+    """A transfer under MIN_RATE: retried, but the bytes it brought do not count as progress."""
 
 
 def download(
@@ -150,6 +159,9 @@ def _fetch_with_retries(
         try:
             _attempt(url, part, timeout, reporter, hint, max_bytes)
             return
+        except _Slow as exc:
+            reason = str(exc)
+            before = _size(part)  # a trickle is no progress: it must not reset the retry budget
         except _Retry as exc:
             reason = str(exc)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
@@ -208,6 +220,7 @@ def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: st
             part.unlink(missing_ok=True)
             raise _too_large(url, limit, hint, max_bytes is not None, announced=total)
         received = offset
+        window_start, window_bytes = time.monotonic(), received
         with open(part, mode) as out:
             # read1 returns what has arrived, so a stalled or endless body is checked as it streams;
             # reading one byte past the limit is how an over-long body shows itself
@@ -220,6 +233,12 @@ def _attempt(url: str, part: Path, timeout: float, reporter: _Progress, hint: st
                 out.flush()  # what was received is on disk, so even a killed run resumes from it
                 received += len(chunk)
                 reporter.update(received, total)
+                now = time.monotonic()
+                if now - window_start >= SLOW_WINDOW:
+                    rate = (received - window_bytes) / (now - window_start)
+                    if rate < MIN_RATE:
+                        raise _Slow(f"the transfer slowed to {rate:.0f} bytes/s, under {MIN_RATE} bytes/s")
+                    window_start, window_bytes = now, received
     if total is not None and received < total:
         raise _Retry(f"the connection closed after {received} of {total} bytes")
 
@@ -267,7 +286,10 @@ def _acquire(lock, dest: Path, progress: bool) -> None:
 
 
 class _Progress:
-    """A progress line on a terminal; elsewhere (logs, CI) at most four percentage lines."""
+    """A progress line on a terminal; elsewhere (logs, CI) at most four percentage lines, or, when
+    the size is not announced, a line every INTERVAL seconds and one at the end."""
+
+    INTERVAL = 3.0
 
     def __init__(self, label: str, enabled: bool, stream=None):
         self.stream = stream or sys.stderr
@@ -279,6 +301,7 @@ class _Progress:
         self.first = None
         self.next_quarter = 1
         self.drawn = False
+        self.received = None  # bytes of a download of unknown size, off a terminal
 
     def update(self, done: int, total: int | None) -> None:
         if not self.enabled:
@@ -303,9 +326,20 @@ class _Progress:
             if reached >= self.next_quarter:
                 print(f"{self.label}: {25 * reached}% of {total / 1e6:.1f} MB", file=self.stream)
                 self.next_quarter = reached + 1
+        elif now - self.last_draw >= self.INTERVAL:
+            # no size to take quarters of (no Content-Length): a line every few seconds, so a log
+            # shows that a long download is moving
+            self.last_draw = now
+            self.received = done
+            print(f"{self.label}: {done / 1e6:.1f} MB so far (size not announced)", file=self.stream)
+        else:
+            self.received = done
 
     def done(self) -> None:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+        elif self.received is not None:
+            print(f"{self.label}: {self.received / 1e6:.1f} MB received", file=self.stream)
+            self.received = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelzoo.core.artifacts.artifacts import check_onnx_of, chosen_file
+from modelzoo.core.artifacts.artifacts import check_onnx_of, check_onnx_size, chosen_file
 from modelzoo.core.artifacts.cache import CachedFile, sha256_file
 from modelzoo.core.errors import InputError
 
@@ -24,6 +24,7 @@ def import_onnx(model, cache, path) -> CachedFile:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; pass the .onnx file you exported")
+    check_onnx_size(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:

@@ -120,7 +120,14 @@ class HbmBackend(Backend):
                     f"{self.model_path.name} takes {self.input_dtype} input, but zoo feeds the float32 tensor it "
                     "preprocesses; compile with input_type_rt featuremap and norm_type no_preprocess (see `zoo compile`)"
                 )
+        if any(d < 1 for d in self.input_shape):
+            raise BackendError(
+                f"{self.model_path.name} declares input {list(self.input_shape)}; zoo runs board models "
+                "with a fixed input shape (compile with a static input_shape, see `zoo compile`)"
+            )
         outputs = list(self.runtime.output_names[self.model_name])
+        if not outputs:
+            raise BackendError(f"{self.model_path.name} declares no outputs; check that it is an .hbm for this board")
         out_shapes = {
             name: tuple(int(d) for d in self.runtime.output_shapes[self.model_name][name]) for name in outputs
         }

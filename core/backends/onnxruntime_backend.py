@@ -45,6 +45,22 @@ class OnnxRuntimeBackend(Backend):
         self.input_name = model_input.name
         self.input_shape = tuple(model_input.shape)
         self.output_name = self.session.get_outputs()[0].name
+        if model is not None:
+            self._check_input_against(model.spec)
+
+    def _check_input_against(self, spec) -> None:
+        """Refuse at load a file whose input cannot take the model's preprocessed tensor, so a run over many
+        inputs stops once (exit 2) instead of failing every input the same way."""
+        wanted, got = tuple(spec.input.shape[1:]), self.input_shape[1:]
+        if not got:  # an input declaring no shape (accepted with --force): onnxruntime decides at run time
+            return
+        if len(wanted) != len(got) or any(
+            isinstance(g, int) and isinstance(w, int) and g != w for g, w in zip(got, wanted)
+        ):
+            raise BackendError(
+                f"{self.model_path.name} expects input {list(self.input_shape)}, but {spec.name}'s preprocessing "
+                f"gives [N, {', '.join(map(str, wanted))}]; the model file does not match this model"
+            )
 
     def run(self, batch):
         import numpy as np
@@ -58,7 +74,7 @@ class OnnxRuntimeBackend(Backend):
             )
         # A static batch takes one clip per call; a dynamic one takes a few, since activations
         # grow by tens of MB per clip and batching gains little on a CPU.
-        step = 1 if isinstance(self.input_shape[0], int) else self.max_batch
+        step = 1 if self.input_shape and isinstance(self.input_shape[0], int) else self.max_batch
         outputs = [
             self.session.run([self.output_name], {self.input_name: batch[start : start + step]})[0]
             for start in range(0, len(batch), step)

@@ -20,6 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+DISTINCT_INPUTS = 8  # random inputs made per row at most, whatever the thread count
+MAX_THREADS = 256  # per row: far above any BPU's cores or a host's, below what exhausts a process
+
 
 @dataclass(frozen=True)
 class PerfRow:
@@ -116,9 +119,12 @@ def measure(backend, input_shape: tuple, threads: int, frames: int, on_frame=Non
         with lock:
             latencies.extend(own)
 
-    clips = [random_clip(input_shape, seed) for seed in range(threads)]  # made before the clock starts
+    # made before the clock starts; a few distinct inputs, shared round-robin, so memory does not grow
+    # with the thread count; a thread beyond the frames would have nothing to run
+    clips = [random_clip(input_shape, seed) for seed in range(min(threads, frames, DISTINCT_INPUTS))]
     workers = [
-        threading.Thread(target=worker, args=(clip,), name=f"zoo-perf-{seed}") for seed, clip in enumerate(clips)
+        threading.Thread(target=worker, args=(clips[n % len(clips)],), name=f"zoo-perf-{n}")
+        for n in range(min(threads, frames))
     ]
     started = time.perf_counter()
     for thread in workers:

@@ -119,6 +119,11 @@ def prepare_compile(
             f"{len(rejected)} node(s) still violate {march.name} constraints after patching "
             f"({'; '.join(f'{f.node}: {f.message}' for f in rejected[:3])}); see `zoo check {spec.name} --march {march.name}`"
         )
+    if calib_dir and not fast_perf:  # the .npy samples against the board input, still before anything is written
+        from modelzoo.core.board.calibration import check_calibration_arrays
+        from modelzoo.core.board.compile_config import board_input_shape, proto_input
+
+        check_calibration_arrays(model, calib_dir, board_input_shape(spec, proto_input(patched, spec.name)[1]))
     warnings = [f"{f.node} ({f.op_type}, {f.rank}-D input): {f.message}" for f in findings if not f.is_error]
     onnx_path = workdir / f"{spec.name}_{march.name}.onnx"
     save_onnx(patched, onnx_path)

@@ -125,6 +125,28 @@ def check_calibration_dir(registry, model, calib_dir) -> None:
         find_sources([calib_dir], registry.task_of(model).input_suffixes)
 
 
+def check_calibration_arrays(model, calib_dir, shape: tuple) -> list:
+    """The .npy files in `calib_dir`, each checked to hold float32 of the board input `shape` (headers
+    only, mapped, never read whole); a bad one is an InputError naming it."""
+    import numpy as np
+
+    arrays = sorted(Path(calib_dir).glob("*.npy"))
+    for path in arrays:
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"calibration file {path} is not a readable .npy ({exc})") from None
+        found = f"{array.dtype} {list(array.shape)}"
+        matches = array.dtype == np.float32 and tuple(array.shape) == tuple(shape)
+        del array  # the mapping, before the file is copied or the run goes on
+        if not matches:
+            raise InputError(
+                f"calibration file {path} holds {found}, the board input is float32 "
+                f"{list(shape)}; write calibration data with `zoo calib {model.name}`"
+            )
+    return arrays
+
+
 def collect_calibration(registry, model, calib_dir, target, shape: tuple, *, count: int = 100, log=None) -> int:
     """Make `target` hold exactly the calibration samples from `calib_dir`: its .npy files (checked
     against the board input `shape`, copied), else samples written from the inputs in it.
@@ -134,26 +156,15 @@ def collect_calibration(registry, model, calib_dir, target, shape: tuple, *, cou
     """
     import shutil
 
-    import numpy as np
-
     from modelzoo.core.atomic import atomic_write
 
     calib_dir, target = Path(calib_dir), Path(target)
     check_calibration_dir(registry, model, calib_dir)
-    arrays = sorted(calib_dir.glob("*.npy"))
+    arrays = check_calibration_arrays(model, calib_dir, shape)  # every one, before the first is copied
     target.mkdir(parents=True, exist_ok=True)
     if arrays:
         same_folder = calib_dir.resolve() == target.resolve()
         for path in arrays:
-            try:
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
-            except Exception as exc:
-                raise InputError(f"calibration file {path} is not a readable .npy ({exc})") from None
-            if array.dtype != np.float32 or tuple(array.shape) != tuple(shape):
-                raise InputError(
-                    f"calibration file {path} holds {array.dtype} {list(array.shape)}, the board input is float32 "
-                    f"{list(shape)}; write calibration data with `zoo calib {model.name}`"
-                )
             if not same_folder:
                 with open(path, "rb") as source, atomic_write(target / path.name) as handle:
                     shutil.copyfileobj(source, handle)

@@ -24,16 +24,24 @@ def onnx_input(onnx_path) -> tuple:
     """(name, shape) of the ONNX model's first real input; dynamic dimensions are strings."""
     import onnx
 
+    from modelzoo.core.artifacts.artifacts import check_onnx_size
+
+    check_onnx_size(onnx_path)
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:
         raise ConversionError(f"cannot read {onnx_path} as ONNX ({exc}); pass a valid .onnx file") from exc
+    return proto_input(model, onnx_path)
+
+
+def proto_input(model, where) -> tuple:
+    """(name, shape) of a loaded ONNX model's first real input, as `onnx_input`."""
     initializers = {init.name for init in model.graph.initializer}
     for arg in model.graph.input:
         if arg.name not in initializers:
             dims = arg.type.tensor_type.shape.dim
             return arg.name, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
-    raise ConversionError(f"{onnx_path} has no graph input; it cannot be compiled")
+    raise ConversionError(f"{where} has no graph input; it cannot be compiled")
 
 
 def board_input_shape(spec, onnx_shape: tuple | None = None) -> tuple:

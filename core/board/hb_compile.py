@@ -15,11 +15,13 @@ whitespace-aligned "Cosine Similarity" table (earlier toolchains) is still read 
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,9 @@ TOOL = "hb_compile"
 LOG_NAME = "hb_compile.log"
 SUCCESS_LINE = "The hb_compile completes running."
 LOWEST_NODES = 5  # how many of the lowest-cosine nodes a result reports
+# What is read of a log: its tables and summary come at the end, and a runaway log must not fill memory.
+MAX_LOG_CHARS = 8 << 20  # of hb_compile.log, and of the console output kept: the last 8 MiB of each
+MAX_LINE_CHARS = 4096  # a longer line is no table row or summary line zoo reads
 
 
 def find_hb_compile() -> str | None:
@@ -189,8 +194,7 @@ class CompileLog:
         ]
 
 
-_ROW = re.compile(r"\|(.*)\|\s*$")  # a boxed-table row, after any log prefix
-_RULE = re.compile(r"\+(?:[-=]+\+)+\s*$")  # +-----+-----+
+_RULE = re.compile(r"\+(?:[-=]+\+)+")  # +-----+-----+, matched whole (linear: its parts never overlap)
 _SUCCESS = re.compile(r"The hb_compile completes running\b")
 _FPS = re.compile(r"\bFPS\s*\((\d+)\s*cores?\)\s*:\s*([\d.,]+)", re.IGNORECASE)
 _LATENCY = re.compile(r"\blatency\s*:\s*([\d.]+)\s*ms(?:\s*\(\s*([\d.]+)\s*us\s*\))?", re.IGNORECASE)
@@ -202,10 +206,23 @@ NODE_HEADER = ("Node", "NodeType", "ON", "Threshold", "Calibrated Cosine", "Quan
 
 def _cells(line: str) -> list | None:
     """The cells of a `| a | b |` row (a log prefix before the first `|` is ignored), else None."""
-    match = _ROW.search(line)  # leftmost `|`, so a prefix never holds one
-    if not match:
+    text = line.rstrip()
+    first = text.find("|")  # leftmost `|`, so a prefix never holds one
+    if first < 0 or first == len(text) - 1 or not text.endswith("|"):
         return None
-    return [cell.strip() for cell in match.group(1).split("|")]
+    return [cell.strip() for cell in text[first + 1 : -1].split("|")]
+
+
+def _is_rule(line: str) -> bool:
+    """Whether `line` ends in a `+---+---+` rule (after any log prefix), in time linear in its length."""
+    text = line.rstrip()
+    start = len(text)
+    while start and text[start - 1] in "+-=":
+        start -= 1
+    tail = text[start:]
+    # a rule cannot span "++": it starts at the last one's second "+" at the earliest
+    tail = tail[tail.rfind("++") + 1 :] if "++" in tail else tail
+    return bool(_RULE.fullmatch(tail[tail.find("+") :])) if "+" in tail else False
 
 
 def _boxed_tables(lines: list) -> list:
@@ -213,7 +230,7 @@ def _boxed_tables(lines: list) -> list:
     tables = []
     header, rows = None, []
     for line in lines:
-        if _RULE.search(line):
+        if _is_rule(line):
             if header is not None and rows:  # the closing rule
                 tables.append((header, rows))
                 header, rows = None, []
@@ -294,8 +311,12 @@ def _estimate(text: str) -> Estimate | None:
 def parse_log(text: str) -> CompileLog:
     """Read an hb_compile log or console output. The last table of each kind wins (the console and the
     log file may both be given, one after the other)."""
+    lines = text.splitlines()
+    if any(len(line) > MAX_LINE_CHARS for line in lines):
+        lines = [line if len(line) <= MAX_LINE_CHARS else "" for line in lines]
+        text = "\n".join(lines)
     log = CompileLog(completed=bool(_SUCCESS.search(text)), estimate=_estimate(text), legacy=parse_legacy_table(text))
-    for header, rows in _boxed_tables(text.splitlines()):
+    for header, rows in _boxed_tables(lines):
         lowered = [cell.lower() for cell in header]
         if "tensorname" in lowered and "quantized cosine" in lowered and "calibrated cosine" in lowered:
             log.outputs = _outputs(header, rows)
@@ -435,7 +456,7 @@ def run_hb_compile(
     stream_log = cwd / "hb_compile.zoo.log"
     # A log or .hbm left by an earlier run must never be reported as this run's result; nor is it deleted.
     before = snapshot(cwd, "*.hbm") | snapshot(Path(working_dir), "*.hbm") | snapshot(cwd, LOG_NAME)
-    captured = []
+    captured = _Tail(MAX_LOG_CHARS)
     with open(stream_log, "w", encoding="utf-8") as log:
         try:
             process = subprocess.Popen(
@@ -446,24 +467,94 @@ def run_hb_compile(
                 text=True,
                 errors="replace",
                 bufsize=1,
+                preexec_fn=_death_signal(),
             )
         except OSError as exc:
             raise ToolchainError(f"cannot start {executable}: {exc}") from exc
         with process:
-            for line in process.stdout:
-                captured.append(line)
-                log.write(line)
-                if echo:
-                    echo(line.rstrip("\n"))
+            try:
+                # at most MAX_LINE_CHARS at a time: a line without end must not fill memory
+                for line in iter(lambda: process.stdout.readline(MAX_LINE_CHARS), ""):
+                    captured.add(line)
+                    log.write(line)
+                    if echo:
+                        echo(line.rstrip("\n"))
+            except BaseException:
+                _stop(process)  # Ctrl-C, SIGTERM or an error here: hb_compile must not go on alone
+                raise
         returncode = process.wait()
     tool_log = cwd / LOG_NAME
     written = tool_log.is_file() and before.get(tool_log) != tool_log.stat().st_mtime_ns
-    text = tool_log.read_text(encoding="utf-8", errors="replace") if written else ""
+    text = _read_tail(tool_log, MAX_LOG_CHARS) if written else ""
     log_path = tool_log if written else stream_log
     if returncode != 0:
         raise ToolchainError(f"{TOOL} failed with exit code {returncode}; see {log_path} for its log")
     hbm = find_hbm(working_dir, prefix, before=before) or find_hbm(cwd, prefix, recursive=True, before=before)
     if hbm is None and require_hbm:
         raise ToolchainError(f"{TOOL} finished but wrote no .hbm in {working_dir}; see {log_path}")
-    parsed = parse_log(text + "\n" + "".join(captured))
+    parsed = parse_log(text + "\n" + captured.text())
     return CompileResult.from_log(command, cwd, returncode, log_path, hbm, parsed)
+
+
+class _Tail:
+    """The last `limit` characters of what is added, in whole lines where it can."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts = collections.deque()
+        self.size = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        while self.size > self.limit and len(self.parts) > 1:
+            self.size -= len(self.parts.popleft())
+
+    def text(self) -> str:
+        return "".join(self.parts)[-self.limit :]
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    """The last `limit` characters (about) of a text file, from the first whole line among them."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(0, size - limit)
+        handle.seek(start)
+        data = handle.read()
+    if start:
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+    return data.decode("utf-8", errors="replace")
+
+
+def _stop(process) -> None:
+    """End a child that zoo is leaving: terminate, then kill if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _death_signal():
+    """A preexec_fn that makes the child get SIGTERM when zoo exits (Linux), or None elsewhere: zoo's SIGTERM
+    handler leaves with os._exit, and an hour of compiling must not go on unobserved. prctl is looked up
+    here, in the parent, so the child between fork and exec only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    death_signal = int(signal.SIGTERM)
+
+    def set_death_signal() -> None:
+        prctl(1, death_signal, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return set_death_signal

@@ -99,6 +99,12 @@ class ModelSpec:
         """The classes the model tells apart: one per label when it ships labels, else the output's last dimension."""
         return len(self.labels) if self.labels_file else int(self.output.shape[-1])
 
+    @property
+    def scores_classes(self) -> bool:
+        """Whether the output is one score per class, [N, classes]: what `zoo eval`'s accuracy reads."""
+        shape = self.output.shape
+        return len(shape) == 2 and (isinstance(shape[1], str) or int(shape[1]) == self.num_classes)
+
     def artifact(self, name: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.name == name), None)
 

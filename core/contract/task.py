@@ -6,6 +6,7 @@ offers a Model base class (`Task.model_class`) whose methods are the task's defa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ class Option:
     default: Any
     help: str
     minimum: float | None = None
+    maximum: float | None = None  # bounds the work one value can ask for (clips decoded, boxes kept)
 
     def check(self, value, where: str):
         from modelzoo.core.errors import ConfigError
@@ -37,8 +39,12 @@ class Option:
             value = float(value)
         if not isinstance(value, self.type) or isinstance(value, bool) is not (self.type is bool):
             raise ConfigError(f"{where}: '{self.name}' must be {self.type.__name__}, not {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):  # every comparison with NaN is false
+            raise ConfigError(f"{where}: '{self.name}' must be a finite number, not {value}")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{where}: '{self.name}' must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{where}: '{self.name}' must be at most {self.maximum:g}")
         return value
 
 

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import pickle
+import signal
 import socket
 import tempfile
 import time
@@ -63,22 +64,66 @@ def run_inputs(
         return summary
     plan, todo = runnable
 
-    started_ray = _connect(ray, address)
-    rows = _run_on_ray(
-        ray, request, plan.model, plan.options, plan.backend_cls, Path(plan.model_file), plan.threads, todo, log
-    )
-    try:
-        for index, result_bytes, error, fatal in rows:
-            if fatal:  # the run itself cannot go on (the model does not load there): as the local engine, stop
-                raise pickle.loads(fatal)
-            path, stamp = todo[index]
-            result = None if error else pickle.loads(result_bytes)
-            record_outcome(summary, on_record, plan.model.name, path, stamp, result, error)
-    finally:
-        rows.close()  # Ray Data's iterator first: left to the garbage collector, it would start Ray again
-        if started_ray:
-            ray.shutdown()
+    with _SigtermUnwinds() as sigterm:
+        started_ray = _connect(ray, address)
+        sigterm.take()  # ray.init installed its own handler (exit 15, a native stack dump)
+        rows = _run_on_ray(
+            ray, request, plan.model, plan.options, plan.backend_cls, Path(plan.model_file), plan.threads, todo, log
+        )
+        try:
+            for index, result_bytes, error, fatal in rows:
+                if fatal:  # the run itself cannot go on (the model does not load there): as the local engine, stop
+                    raise pickle.loads(fatal)
+                path, stamp = todo[index]
+                result = None if error else pickle.loads(result_bytes)
+                record_outcome(summary, on_record, plan.model.name, path, stamp, result, error)
+        finally:
+            rows.close()  # Ray Data's iterator first: left to the garbage collector, it would start Ray again
+            if started_ray:
+                ray.shutdown()
     return summary
+
+
+class _Terminated(BaseException):
+    """SIGTERM during a Ray run: unwinds (not an Exception, so nothing swallows it) so that the Ray this
+    run started is shut down before zoo's own SIGTERM handling exits."""
+
+
+class _SigtermUnwinds:
+    """While a Ray run is on: SIGTERM raises _Terminated in the main thread; afterwards the handler that
+    was there (zoo's: temp files removed, exit 143) is put back and called. Without this, zoo's handler
+    exits at once and leaves the Ray processes it started running, or Ray's exits 15 with a stack dump."""
+
+    def __init__(self):
+        self.previous = None
+        self.active = False
+
+    def _raise(self, signum, frame):
+        raise _Terminated()
+
+    def take(self) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self._raise)
+
+    def __enter__(self):
+        import threading
+
+        self.active = hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.getsignal(signal.SIGTERM)
+            self.take()
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if not self.active:
+            return False
+        self.active = False
+        signal.signal(signal.SIGTERM, self.previous)
+        if kind is not None and issubclass(kind, _Terminated):
+            if callable(self.previous):
+                self.previous(signal.SIGTERM, None)
+            raise SystemExit(128 + signal.SIGTERM)
+        return False
 
 
 def _run_on_ray(ray, request, model, options, backend_cls, model_file: Path, threads, todo, log):

@@ -3,11 +3,15 @@ on the same random input, and the outputs must agree within float tolerance."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from modelzoo.core.errors import ConversionError
 
 DEFAULT_TOLERANCE = 1e-5
+# Random input values fed per proof, all inputs together: 16M is 64 MB of float32 (128 MB while drawn),
+# far above a 640x640 image (1.2M) or a 16-frame 112x112 clip (0.6M).
+MAX_INPUT_VALUES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,23 @@ def verify_equivalent(
     first = _session(original, threads, "original")
     second = _session(patched, threads, "patched")
     rng = np.random.default_rng(seed)
-    feeds = {}
+    shapes = {}
     for index, arg in enumerate(first.get_inputs()):
         wanted = (
             input_shape if index == 0 and input_shape and len(input_shape) == len(arg.shape) else (1,) * len(arg.shape)
         )
-        shape = [d if isinstance(d, int) and d > 0 else int(w) for d, w in zip(arg.shape, wanted)]
+        shapes[arg.name] = [d if isinstance(d, int) and d > 0 else int(w) for d, w in zip(arg.shape, wanted)]
+    # the static dimensions are what the file claims: bounded before anything is allocated
+    values = sum(math.prod(shape) for shape in shapes.values())
+    if values > MAX_INPUT_VALUES:
+        declared = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ConversionError(
+            f"the model declares inputs {declared}: {values:,} values, more than the {MAX_INPUT_VALUES:,} zoo "
+            "feeds to prove a patch; check that the ONNX is this model's (its input shape)"
+        )
+    feeds = {}
+    for arg in first.get_inputs():
+        shape = shapes[arg.name]
         dtype = _numpy_dtype(arg.type)
         feeds[arg.name] = rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.zeros(shape, dtype)
     expected_names = [o.name for o in first.get_outputs()]

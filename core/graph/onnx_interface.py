@@ -55,6 +55,11 @@ def _value_problems(value, which: str, expected, model: str, verb: str) -> list:
     shape = value_shape(value)
     if value.name != expected.name:
         problems.append(f"its {which} is named {value.name!r}, not {expected.name!r}")
+    if which == "input" and not value.type.tensor_type.elem_type:
+        # onnxruntime refuses such a file, and nothing about it can be checked
+        problems.append(f"its input {value.name!r} declares no tensor type, {model} {verb} {expected.dtype}")
+    elif which == "input" and shape is None:
+        problems.append(f"its input {value.name!r} declares no shape, {model} {verb} {_shape_text(expected.shape)}")
     if _shape_differs(shape, expected.shape):
         problems.append(
             f"its {which} {value.name!r} is {_shape_text(shape)}, {model} {verb} {_shape_text(expected.shape)}"

@@ -36,15 +36,39 @@ def clip_starts(length: int, clips: int, clip_len: int) -> list:
     return [int(s) for s in np.floor(np.linspace(0, last, clips))]
 
 
+def resampled_count(num_frames: int, fps: float | None, target_fps: float | None) -> int:
+    """len(resample_indices(...)), without building the list (a header may claim billions of frames)."""
+    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
+        return num_frames
+    stride = fps / target_fps
+    if float(stride).is_integer():
+        return len(range(0, num_frames, int(stride)))
+    return int(math.floor(num_frames * target_fps / fps))
+
+
+def resampled_at(positions: list, num_frames: int, fps: float | None, target_fps: float | None) -> list:
+    """resample_indices(...)[p] for each p in `positions`, computing only those."""
+    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
+        return list(positions)
+    stride = fps / target_fps
+    if float(stride).is_integer():
+        return [p * int(stride) for p in positions]
+    import numpy as np
+
+    picked = np.floor(np.asarray(positions, dtype=np.float32) * np.float32(stride)).astype(np.int64)
+    return [min(int(i), num_frames - 1) for i in picked]
+
+
 def clip_frame_indices(num_frames: int, fps: float | None, target_fps: float | None, clips: int, clip_len: int) -> list:
-    """For each clip, the `clip_len` decoded-frame indices it uses; short videos repeat their last frame."""
+    """For each clip, the `clip_len` decoded-frame indices it uses; short videos repeat their last frame.
+    Only the frames the clips use are computed: memory does not grow with the frame count a header claims."""
     if num_frames < 1:
         return []
-    resampled = resample_indices(num_frames, fps, target_fps)
-    if not resampled:  # fewer frames than one resampling step: use what there is
-        resampled = [0]
+    length = resampled_count(num_frames, fps, target_fps)
+    if not length:  # fewer frames than one resampling step: use what there is
+        return [[0] * clip_len for _ in clip_starts(1, clips, clip_len)]
     result = []
-    for start in clip_starts(len(resampled), clips, clip_len):
-        positions = [min(start + offset, len(resampled) - 1) for offset in range(clip_len)]
-        result.append([resampled[p] for p in positions])
+    for start in clip_starts(length, clips, clip_len):
+        positions = [min(start + offset, length - 1) for offset in range(clip_len)]
+        result.append(resampled_at(positions, num_frames, fps, target_fps))
     return result

@@ -65,9 +65,15 @@ def image_signature(path: Path) -> str | None:
 
 def open_input(path, spec, task) -> InputSource:
     """Check the file, classify it, and refuse kinds `task` does not take."""
+    text = str(path)
     path = Path(path)
     accepts = tuple(task.accepts)
     wanted = "; pass " + " or ".join(KIND_NAMES.get(k, k) for k in accepts)
+    if "://" in text and not path.exists():  # Path would read ftp://host/x as the file ftp:/host/x
+        raise InputError(
+            f"{text}: zoo does not read {text.split('://', 1)[0]}:// URLs; a live stream is rtsp://, rtmp://, "
+            "http(s)://, udp://, tcp:// or srt://, and a file is given by its path (download it first)"
+        )
     if not path.exists():
         raise InputError(f"input file {path} does not exist; check the path")
     if path.is_dir():

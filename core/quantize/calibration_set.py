@@ -27,12 +27,13 @@ class Sample:
         """The sample as the model takes it: float32 [1, ...]."""
         import numpy as np
 
-        array = np.load(self.path, allow_pickle=False)
+        # memory-mapped: one row of a [K, ...] file is read, not the whole file once per row
+        array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         if self.row is not None:
             array = array[self.row : self.row + 1]
         elif not self.batched:
             array = array[None]
-        return np.ascontiguousarray(array)
+        return np.array(array, order="C")  # a copy in memory, so the file is not held open
 
     @property
     def name(self) -> str:
@@ -57,7 +58,7 @@ class CalibrationSet:
 
     def to_dict(self) -> dict:
         return {
-            "dir": str(self.directory),
+            "dir": str(self.directory.absolute()),  # the report names it from anywhere
             "kind": self.kind,
             "sha256": self.digest,
             "files": len(self.files),
@@ -86,7 +87,14 @@ def open_calibration_set(registry, model, directory, *, count: int = 100) -> Cal
         for path in arrays:  # the content decides the calibration, not the file names
             digest.update(sha256_file(path).encode())
         return CalibrationSet(directory, "samples", digest.hexdigest(), tuple(arrays), tuple(samples))
-    sources = find_sources([directory], registry.task_of(model).input_suffixes)
+    suffixes = registry.task_of(model).input_suffixes
+    if not any(p.is_file() and p.suffix.lower() in suffixes for p in directory.rglob("*")):
+        raise InputError(
+            f"calibration folder {directory} holds no .npy samples and no inputs {model.name} takes "
+            f"({', '.join(sorted(suffixes))}); write samples into it with "
+            f"`zoo calib {model.name} --input VIDEOS_OR_IMAGES -o {directory}`"
+        )
+    sources = find_sources([directory], suffixes)
     described = {
         "model": model.name,
         "count": count,
@@ -123,24 +131,45 @@ def _samples_of(path: Path, model) -> list:
     return [Sample(path, row) for row in range(shape[0])]
 
 
+def check_finite(samples, model) -> None:
+    """Refuse NaN or infinity: the activation ranges would be NaN, the INT8 model and its report meaningless.
+    Done when quantizing, not when a cached model is looked up, since it reads every sample."""
+    import numpy as np
+
+    for sample in samples:
+        if not np.isfinite(sample.load()).all():
+            where = f" (sample {sample.row})" if sample.row is not None else ""
+            raise InputError(
+                f"calibration file {sample.path}{where} holds NaN or infinite values; calibration needs real "
+                f"inputs: write calibration data with `zoo calib {model.name}`"
+            )
+
+
 def _matches(shape: tuple, expected: tuple) -> bool:
     return len(shape) == len(expected) and all(not isinstance(e, int) or e == s for s, e in zip(shape, expected))
 
 
 @contextlib.contextmanager
-def calibration_samples(registry, model, calibration: CalibrationSet, log=None):
-    """The set's Samples; inputs are preprocessed into a temporary folder first (as `zoo calib` would)."""
+def calibration_samples(registry, model, calibration: CalibrationSet, log=None, progress=None):
+    """The set's Samples; inputs are preprocessed into a temporary folder first (as `zoo calib` would),
+    shown on `progress(label, total)`'s bar when given."""
     if calibration.kind == "samples":
+        check_finite(calibration.samples, model)
         yield list(calibration.samples)
         return
     import tempfile
 
     from modelzoo.core.board.calibration import write_calibration
+    from modelzoo.core.quantize.host import progress_bar
 
     if log:
         log(f"preprocessing {len(calibration.files)} input(s) in {calibration.directory} into calibration samples")
     with tempfile.TemporaryDirectory(prefix="zoo-calib-") as folder:
-        report = write_calibration(registry, model, list(calibration.files), folder, count=calibration.count)
+        with progress_bar(progress, "preprocessing", calibration.size) as bar:
+            report = write_calibration(
+                registry, model, list(calibration.files), folder, count=calibration.count,
+                on_source=lambda _source, _error: bar.update(1),
+            )  # fmt: skip
         for source, reason in report.skipped:
             if log:
                 log(f"skipped {source}: {reason}")

@@ -89,15 +89,24 @@ def report_filename(model_name: str, key: str) -> str:
     return f"{model_name}-int8-{key[:16]}.report.json"
 
 
-def cached_int8_models(cache, model_name: str, fp32_sha256: str) -> list:
-    """Every cached INT8 model made from this fp32 file (any calibration set or settings), oldest first."""
+def cached_int8_models(cache, model_name: str, fp32_sha256: str, *, damaged: bool = False) -> list:
+    """Every cached INT8 model made from this fp32 file (any calibration set or settings), oldest first;
+    with `damaged`, the ones whose file no longer matches its manifest instead."""
     folder = cache.derived_path(model_name, fp32_sha256, "x").parent
     found = []
     for path in sorted(folder.glob(f"{model_name}-int8-*.onnx")) if folder.is_dir() else []:
         entry = cache.find_derived(model_name, fp32_sha256, path.name)
-        if entry is not None and not getattr(entry, "damage", ""):
+        if entry is not None and bool(getattr(entry, "damage", "")) == damaged:
             found.append(entry)
-    return sorted(found, key=lambda e: (e.created, e.path.stat().st_mtime))
+    return sorted(found, key=_age)
+
+
+def _age(entry) -> tuple:
+    """How new a cached entry is: its creation (to the second), then its file's mtime."""
+    try:
+        return entry.created, entry.path.stat().st_mtime
+    except OSError:
+        return entry.created, 0.0
 
 
 def quantize(
@@ -152,7 +161,7 @@ def _quantize_now(
     quantized_now = hit is None
     with (
         tempfile.TemporaryDirectory(prefix="zoo-quantize-") as workdir,
-        calibration_samples(registry, model, calibration, log=log) as samples,
+        calibration_samples(registry, model, calibration, log=log, progress=progress) as samples,
     ):
         workdir = Path(workdir)
         started = time.perf_counter()
@@ -244,16 +253,45 @@ def quantized_model_file(registry, model, config, cache, fp32_path, log=None) ->
         return quantize(registry, model, cache, fp32_path, calibration, report=False, log=log).path
     fp32_sha = sha256_file(fp32_path)
     made = cached_int8_models(cache, model.name, fp32_sha)
-    if made:
-        return made[-1].path
+    damaged = cached_int8_models(cache, model.name, fp32_sha, damaged=True)
     in_cache = Path(cache.root).resolve() in Path(fp32_path).resolve().parents
     source = "" if in_cache else f" --model {fp32_path}"
+    newer_damaged = [e for e in damaged if not made or _age(e) > _age(made[-1])]
+    if newer_damaged:
+        # a damaged file must not pass for "none yet", nor an older model silently stand in for it
+        entry = newer_damaged[-1]
+        remake = _remake_command(model.name, source, entry.path)
+        if not made:
+            raise QuantizationError(
+                f"the cached INT8 model of {model.name} for {Path(fp32_path).name}, {entry.path.name}, is damaged "
+                f"({entry.damage}); make it again with `{remake}`"
+            )
+        if log:
+            log(
+                f"warning: the newest cached INT8 model, {entry.path.name}, is damaged ({entry.damage}); running "
+                f"the older {made[-1].path.name} (make the newest again with `{remake}`)"
+            )
+    if made:
+        return made[-1].path
     raise QuantizationError(
         f"no INT8 model of {model.name} for {Path(fp32_path).name} yet: make calibration data from inputs like "
         f"the deployment data with `zoo calib {model.name} --input VIDEOS_OR_IMAGES -o calib`, then run "
         f"`zoo quantize {model.name}{source} --calib calib` (or set `calib: DIR` under models.{model.name} in "
         "zoo.yaml to quantize on first use)"
     )
+
+
+def _remake_command(model_name: str, source: str, int8_path: Path) -> str:
+    """The `zoo quantize` command that made `int8_path`, from the report cached beside it when it is readable."""
+    calib, method = "DIR", DEFAULT_METHOD
+    try:
+        made = json.loads(int8_path.with_name(int8_path.name[: -len(".onnx")] + ".report.json").read_text("utf-8"))
+        calib = str(made["calibration"]["dir"])
+        method = str(made["settings"]["method"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    extra = "" if method == DEFAULT_METHOD else f" --method {method}"
+    return f"zoo quantize {model_name}{source} --calib {calib}{extra}"
 
 
 def configured_calibration_dir(config, model_name: str) -> Path | None:
@@ -468,7 +506,7 @@ def _stride(count: int, most: int = 4) -> int:
 
 def _read_report(cache, name: str, fp32_sha: str, key: str) -> dict | None:
     entry = cache.find_derived(name, fp32_sha, report_filename(name, key))
-    if entry is None:
+    if entry is None or getattr(entry, "damage", ""):  # a changed report is made again, not shown as measured
         return None
     try:
         return json.loads(entry.path.read_text(encoding="utf-8"))

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from modelzoo.core.contract.model import Model
 from modelzoo.core.contract.task import IMAGE, TENSOR, Option, Result, Task
-from modelzoo.core.errors import BackendError, ConfigError, ConversionError, InputError, PluginError
+from modelzoo.core.errors import BackendError, ConversionError, InputError, PluginError
 from modelzoo.core.inputs.sources import IMAGE_SUFFIXES
 
-CONF = Option("conf", float, 0.25, "Confidence threshold: detections scoring at or below it are dropped.", minimum=0)
-IOU = Option("iou", float, 0.7, "NMS IoU threshold: a box overlapping a better one of its class by more is dropped.", minimum=0)  # fmt: skip
-MAX_DET = Option("max_det", int, 300, "Most detections kept, best first.", minimum=1)
+CONF = Option("conf", float, 0.25, "Confidence threshold: detections scoring at or below it are dropped.", minimum=0, maximum=1)  # fmt: skip
+IOU = Option("iou", float, 0.7, "NMS IoU threshold: a box overlapping a better one of its class by more is dropped.", minimum=0, maximum=1)  # fmt: skip
+MAX_DET = Option("max_det", int, 300, "Most detections kept, best first.", minimum=1, maximum=100_000)
 SAVE_SUFFIXES = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
 
 
@@ -113,14 +113,6 @@ class DetectionTask(Task):
         if not spec.labels_file:
             problems.append("a detector needs labels_file (one class name per line, in class-id order)")
         return problems
-
-    def resolve_options(self, given: dict, configured: dict, where: str) -> dict:
-        values = super().resolve_options(given, configured, where)
-        for name in ("conf", "iou"):
-            if values[name] > 1:
-                source = "the command line" if given.get(name) is not None else where
-                raise ConfigError(f"{source}: '{name}' must be at most 1, got {values[name]:g}")
-        return values
 
     def describe_preprocessing(self, spec) -> str:
         pre = spec.preprocessing

@@ -10,11 +10,11 @@ from pathlib import Path
 from modelzoo.core.contract.model import Model
 from modelzoo.core.contract.task import FRAMES, TENSOR, VIDEO, Option, Task
 from modelzoo.core.errors import InputError
-from modelzoo.core.inputs.clips import clip_frame_indices, resample_indices
+from modelzoo.core.inputs.clips import clip_frame_indices, resampled_count
 from modelzoo.core.inputs.sources import VIDEO_SUFFIXES, InputSource
 from modelzoo.core.tasks.classification import TOP_K, classification_problems, classification_table, classify
 
-CLIPS = Option("clips", int, 1, "Clips sampled from the video; their softmax is averaged.", minimum=1)
+CLIPS = Option("clips", int, 1, "Clips sampled from the video; their softmax is averaged.", minimum=1, maximum=32)
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def _decode_plan(source: InputSource, pre: VideoPreprocessing, clips: int):
 
 def _warn_if_short(source: InputSource, frames: int, fps, pre: VideoPreprocessing) -> None:
     """A clip longer than the input is padded with its last frame: say so, it changes the answer."""
-    available = len(resample_indices(frames, fps, pre.target_fps))
+    available = resampled_count(frames, fps, pre.target_fps)
     if available < pre.clip_len:
         rate = f" at {pre.target_fps:g} fps" if fps and pre.target_fps else ""
         source.warnings.append(

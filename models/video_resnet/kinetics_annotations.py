@@ -21,6 +21,9 @@ from pathlib import Path
 from modelzoo.plugin import DatasetEntry, DatasetFormat, DatasetListing, InputError, csv_rows
 
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+MAX_SCANNED = 1_000_000
+"""Most directory entries looked at while finding clips (Kinetics-700's train split is ~650,000 clips):
+a CSV left in a home folder must not walk the whole tree."""
 CLIP_NAME = re.compile(r"^(?P<id>[\w-]{1,64})_(?P<start>\d{6,})_(?P<end>\d{6,})$")
 """A clip's file name without its suffix, as the download tools write it."""
 
@@ -111,11 +114,18 @@ class KineticsAnnotations(DatasetFormat):
         return listing
 
 
-def clip_index(root: Path, suffixes: frozenset) -> dict:
+def clip_index(root: Path, suffixes: frozenset, most: int = MAX_SCANNED) -> dict:
     """{clip name: [paths]} of the files under `root` named as a downloader names clips."""
     index: dict = {}
+    scanned = 0
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        scanned += len(dirs) + len(files)
+        if scanned > most:
+            raise InputError(
+                f"--dataset: more than {most:,} files and folders under {root} while looking for the clips; "
+                "keep the annotation CSV beside the clips' folder (or in its `annotations/` folder)"
+            )
         for file in sorted(files):
             stem, suffix = os.path.splitext(file)
             if suffix.lower() in suffixes and CLIP_NAME.match(stem):

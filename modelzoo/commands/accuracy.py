@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from modelzoo.options import model_source
-from modelzoo.output import emit_json, notice, progress, table
+from modelzoo.output import emit_json, notice, table
 from modelzoo.session import pass_session
 
 
@@ -57,7 +60,9 @@ def _names(value: str | None, option: str, allowed=None) -> list:
 )
 @click.option("--confused", type=click.IntRange(min=0), default=5, show_default=True, help="Most confused pairs shown.")
 @click.option("--save", is_flag=True, help="Record the results in the cache; `zoo info` shows them as measured here.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write per-sample predictions (.jsonl or .csv).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write per-sample predictions (.jsonl, .json or .csv)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_session
 def evaluate(
@@ -69,11 +74,32 @@ def evaluate(
     Several --precision / --backend values are evaluated in one pass and compared with the first.
     """
     from modelzoo.core.accuracy.dataset import open_labelled_set
-    from modelzoo.core.accuracy.evaluate import eval_options, evaluate, prepare_variants, write_predictions
+    from modelzoo.core.accuracy.evaluate import (
+        check_predictions_path,
+        eval_options,
+        evaluate,
+        prepare_variants,
+        write_predictions,
+    )
+    from modelzoo.core.errors import OutputError
+    from modelzoo.core.pipeline import Summary
     from modelzoo.core.runner import resolve_precision
+    from modelzoo.progress import RunProgress
 
+    if output:
+        check_predictions_path(output)
+        if Path(output).resolve() == Path(dataset).resolve():
+            raise OutputError(f"--output {output} is the --dataset file; name another file for the predictions")
     registry = session.registry
     found = registry.get_model(model)
+    if not found.spec.scores_classes:
+        from modelzoo.core.errors import InputError
+
+        raise InputError(
+            f"zoo eval measures the accuracy of classifiers, whose output is one score per class; {found.name} "
+            f"({found.spec.task}) outputs [{','.join(map(str, found.spec.output.shape))}]; "
+            f"`zoo perf {found.name} --save` records its speed"
+        )
     config = session.config
     task = registry.task_of(found)
     chosen = _names(precisions, "--precision", ("fp32", "int8")) or [resolve_precision(config, found, None)]
@@ -89,18 +115,30 @@ def evaluate(
         f"evaluating {found.name} on {len(labelled.items)} input(s) of {dataset} with "
         + ", ".join(v.label for v in variants)
     )
-    with progress(len(labelled.items), "evaluating") as bar:
+    summary = Summary(total=len(labelled.items))
+    shown = RunProgress(summary, sys.stderr)  # a bar on a terminal, a `progress:` line every few s in a log
+
+    def on_item(failed: bool) -> None:
+        if failed:
+            summary.failed += 1
+        else:
+            summary.done += 1
+        shown.update()
+
+    try:
         evaluation = evaluate(
             registry, found, labelled, variants, options, clips_source=clips_source, confused=confused,
-            workers=workers, on_item=lambda: bar.update(1),
+            workers=workers, on_item=on_item,
         )  # fmt: skip
+    finally:
+        shown.close()
     data = evaluation.to_dict()
     if output:
         data["output"] = str(write_predictions(evaluation, output))
     if save:
         from modelzoo.core.accuracy.measured import evaluation_rows, record_measurements
 
-        data["saved"] = str(record_measurements(session.cache, found.name, evaluation_rows(evaluation)))
+        data["saved"] = str(record_measurements(session.cache, found.name, evaluation_rows(evaluation), log=notice))
     if as_json:
         emit_json(data)
         return
@@ -133,6 +171,8 @@ def _echo_evaluation(data: dict) -> None:
             ],
         )
     )
+    for r in data["results"]:  # which file each row measured: --precision int8 runs the newest INT8 model
+        click.echo(f"  {r['precision']} {r['backend']} model file: {r['model_file']}")
     if data["published"]:
         click.echo("published (not measured here):")
         click.echo(

@@ -20,7 +20,16 @@ def _parse_threads(_ctx, _param, value):
         counts = []
     if not counts or min(counts) < 1:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of positive thread counts, e.g. 1,2,4,8")
+    from modelzoo.core.backends.perf import MAX_THREADS
+
+    if max(counts) > MAX_THREADS:
+        raise click.BadParameter(f"{max(counts)} threads in a row is more than zoo perf runs ({MAX_THREADS} at most)")
     return counts
+
+
+def _cosine(value) -> str:
+    """A cosine from the log; hb_compile may print `nan` or `--`, which zoo reads as no value."""
+    return "-" if value is None else f"{value:.6f}"
 
 
 def _source_onnx(session, model, model_path, weights) -> Path:
@@ -234,7 +243,8 @@ def calib(session, model, more_inputs, inputs, out_dir, count, clips, as_json):
         )
     if report.stale:
         notice(
-            f"note: {report.out_dir} also holds {len(report.stale)} other .npy file(s); hb_compile will read them too"
+            f"note: {report.out_dir} also holds {len(report.stale)} other .npy file(s); "
+            "hb_compile and zoo quantize will read them too"
         )
 
 
@@ -315,7 +325,7 @@ def compile_model(session, model, model_path, weights, march, rewrites, calib_di
             table(
                 ["output", "cosine similarity", *compiled.cosine[0].metrics],
                 [
-                    [r.output, f"{r.cosine_similarity:.6f}", *(f"{v:.6f}" for v in r.metrics.values())]
+                    [r.output, _cosine(r.cosine_similarity), *(_cosine(v) for v in r.metrics.values())]
                     for r in compiled.cosine
                 ],
             )
@@ -402,6 +412,13 @@ def perf(
 
     found = session.registry.get_model(model)
     spec = found.spec
+    if max(thread_counts) > frames:
+        from modelzoo.core.errors import InputError
+
+        raise InputError(
+            f"--threads {max(thread_counts)} needs at least as many --frames (got {frames}): "
+            f"each thread runs at least one frame; raise --frames or lower --threads"
+        )
     options = scheduling_options(priority, bpu_cores)
     backend_cls = pick_backend(
         session.registry,
@@ -475,7 +492,7 @@ def perf(
             backend=described, precision=resolve_precision(session.config, found, precision), model_file=model_file,
             intra_op={r.threads: loader.threads_for(r.threads) if backend_cls.converts_weights else None for r in rows},
         )  # fmt: skip
-        saved = str(record_measurements(session.cache, spec.name, measured))
+        saved = str(record_measurements(session.cache, spec.name, measured, log=notice))
     if as_json:
         emit_json(
             {

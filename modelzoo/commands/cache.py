@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import click
 
 from modelzoo.core.errors import CacheError
-from modelzoo.output import emit_json, notice, table
+from modelzoo.output import emit_json, notice, progress, table
 from modelzoo.session import pass_session
 
 
@@ -48,7 +51,11 @@ def list_cache(session, as_json):
 def verify(session, as_json):
     """Re-hash every cached file against its manifest; exits 2 if any is missing or changed."""
 
-    results = session.cache.verify()
+    store = session.cache
+    count = len(store.entries())
+    # re-hashing gigabytes takes minutes: a bar on a terminal, a line every few seconds in a log
+    with progress(count, "verifying") if count and not as_json else contextlib.nullcontext() as bar:
+        results = store.verify(on_file=(lambda _entry: bar.update(1)) if bar else None)
     if as_json:
         emit_json([r.to_dict() for r in results])
     else:
@@ -58,10 +65,20 @@ def verify(session, as_json):
         click.echo(f"{sum(r.ok for r in results)} of {len(results)} files ok")
     failed = [r for r in results if not r.ok]
     if failed:
+        models = sorted({_model_of(session.cache, r.path) for r in failed})
+        clean = "; ".join(f"`zoo cache clean {m}`" for m in models)
         raise CacheError(
             f"{len(failed)} cached file(s) are missing or changed (first: {failed[0].path}); "
-            "run `zoo cache clean MODEL` and fetch them again"
+            f"run {clean} and fetch them again"
         )
+
+
+def _model_of(store, path) -> str:
+    """The model a cached file belongs to (<root>/models/<model>/...), or MODEL when it is elsewhere."""
+    try:
+        return Path(path).relative_to(store.models_dir).parts[0]
+    except (ValueError, IndexError):
+        return "MODEL"
 
 
 @cache.command()

@@ -102,7 +102,8 @@ def info(session, model, as_json):
 
         click.echo(measured_table(data["measured"]))
     else:
-        click.echo(f"  none measured yet (`zoo eval {spec.name} --dataset DIR --save` records one)")
+        how = f"zoo eval {spec.name} --dataset DIR --save" if spec.scores_classes else f"zoo perf {spec.name} --save"
+        click.echo(f"  none measured yet (`{how}` records one)")
     if spec.board_perf:
         click.echo("\npublished board performance (not measured here):")
         click.echo(

@@ -28,10 +28,6 @@ def calibration_dir(session, model, given) -> Path:
     )
 
 
-def bar(label: str, total: int):
-    return progress(total, label)
-
-
 @click.command()
 @click.argument("model")
 @click.option(
@@ -67,18 +63,24 @@ def quantize(session, model, calib_dir, model_path, weights, method, output, cou
     `zoo run/eval --precision int8` then run it.
     """
     from modelzoo.core.artifacts.artifacts import onnx_source
-    from modelzoo.core.atomic import atomic_write
+    from modelzoo.core.atomic import atomic_write, check_writable
     from modelzoo.core.quantize.calibration_set import open_calibration_set
     from modelzoo.core.quantize.host import QuantizeSettings
     from modelzoo.core.quantize.host import quantize as quantize_model
 
+    if output:
+        check_writable(Path(output))
+        if model_path and Path(output).resolve() == Path(model_path).resolve():
+            from modelzoo.core.errors import OutputError
+
+            raise OutputError(f"-o {output} is the fp32 --model file; name another file for the INT8 model")
     registry = session.registry
     found = registry.get_model(model)
     calibration = open_calibration_set(registry, found, calibration_dir(session, found, calib_dir), count=count)
     source = onnx_source(found, registry, session.config, session.cache, model_path, weights, log=notice)
     result = quantize_model(
         registry, found, session.cache, source, calibration, QuantizeSettings(method=method), report=True,
-        node_samples=node_samples, log=notice, progress=bar,
+        node_samples=node_samples, log=notice, progress=lambda label, total: progress(total, label),
     )  # fmt: skip
     if output:
         with open(result.path, "rb") as reader, atomic_write(Path(output)) as handle:

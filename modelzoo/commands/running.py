@@ -42,6 +42,15 @@ TASK_FLAGS = (
 )
 
 
+def _finite(_ctx, param, value):
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number", param=param)
+    return value
+
+
 def task_option_flags(command):
     """Adds the task option flags and -O KEY=VALUE; the command gets them as one dict, `task_options`,
     holding only what was given (the model's task then checks each and fills in the rest)."""
@@ -74,7 +83,7 @@ def stream_option_flags(command):
     for option in reversed((
         click.option("--stream", "stream_flag", is_flag=True, help="Play a video file as a live stream, at its own rate."),
         click.option("--stride", type=click.IntRange(min=1), help="Streams: model frames between windows (default: a clip)."),
-        click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True),
+        click.option("--fps", "sample_fps", type=click.FloatRange(min=0, max=1000, min_open=True), callback=_finite,
                      help="Streams, image models: frames run per second (default 1)."),
         click.option("--reconnect", type=click.IntRange(min=0), help="Network streams: attempts after a drop (default 3)."),
         click.option("--save-video", type=click.Path(dir_okay=False),
@@ -148,6 +157,8 @@ def run(
         raise InputError(f"no input; pass one: `zoo run {model} INPUT` (see `zoo info {model}` for what it takes)")
     if (resume or retry_failed) and not output_path:
         raise InputError("--resume reads what an earlier run wrote: pass the same --output FILE.jsonl")
+    if retry_failed and not resume:  # without --resume the run would start --output afresh, erasing it
+        raise InputError("--retry-failed reruns the failures --output records: add --resume")
     if ray_address and engine != "ray":
         raise InputError("--ray-address is for --engine ray")
     options = scheduling_options(priority, bpu_cores)
@@ -171,6 +182,13 @@ def run(
             session, request, inputs, output_path, resume, retry_failed, workers, as_json, engine, ray_address
         )
         click.get_current_context().exit(code)
+    if stream["save_video"]:  # checked before any download or inference, as --save is
+        from modelzoo.core.runner import open_source
+        from modelzoo.core.streams import check_save_video
+
+        check_save_video(stream["save_video"], input_path=inputs[0])
+        registry = session.registry
+        check_save_video(stream["save_video"], open_source(registry, registry.get_model(model), inputs[0]))
     result = run_pipeline(request, session.registry, session.config, session.cache, log=notice)
     if stream["save_video"]:
         _save_video(session, result, stream["save_video"])
@@ -254,7 +272,10 @@ def _run_many(
     from modelzoo.records import RecordFile, resume_filter
 
     registry = session.registry
-    skip = resume_filter(output_path, retry_failed=retry_failed) if resume else None
+    skip = None
+    if resume:
+        model_name = registry.get_model(request.model).name
+        skip = resume_filter(output_path, retry_failed=retry_failed, model=model_name)
     sink = RecordFile(output_path, resume=resume) if output_path else None
     summary = Summary()
     progress = RunProgress(summary, sys.stderr)
@@ -283,6 +304,12 @@ def _run_many(
             request, inputs, registry, session.config, session.cache, on_record=on_record, log=notice,
             workers=workers or 1, skip=skip, summary=summary,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        progress.close()
+        if sink and sink.written:  # its whole lines are kept: say how to go on from them
+            resumable = " (add --resume to go on from it)" if sink.format == "jsonl" else ""
+            notice(f"{output_path} keeps the {sink.written} record(s) written before the interruption{resumable}")
+        raise
     finally:
         progress.close()
         if sink:

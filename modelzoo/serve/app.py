@@ -33,6 +33,9 @@ from modelzoo.serve.uploads import UPLOADS_FOLDER, read_input, spool_folder, too
 
 __all__ = ["create_app", "typed_options", "status_of"]
 STOP_STREAMS_S = 10.0  # at shutdown, how long the stream threads get to end
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", None})  # None: a WebSocket handshake, checked above
+# /metrics labels: any other method a client makes up counts as "other", or each new one would add series
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "WEBSOCKET"})
 
 # The page loads nothing from elsewhere (the board may be offline); its script and style are inline.
 PAGE_POLICY = (
@@ -80,7 +83,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
-        service.live.close()  # the server stops: so do its streams
+        service.stop()  # the server stops: so do its streams and the uploads still arriving
         await anyio.to_thread.run_sync(service.live.join, STOP_STREAMS_S)
 
     app = FastAPI(title="zoo serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -131,6 +134,12 @@ class Service:
         self._served: dict = {}
         self._lock = threading.Lock()
         self._page: str | None = None
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """The server begins to stop: uploads still arriving end (503), and so do the streams and their clients."""
+        self.stopping.set()
+        self.live.close()
 
     def models(self) -> list:
         """The served Model objects: the named ones, else every registered model."""
@@ -180,6 +189,9 @@ class Service:
             return error_response(
                 403, "a WebSocket from another site's page is refused; open it from this server's page"
             )
+        if scope.get("method") not in SAFE_METHODS and not access.same_origin(headers):
+            # a form on any site can POST here (no preflight), with the browser's saved credentials
+            return error_response(403, "a request from another site's page is refused; use this server's page")
         if (
             self.api_key
             and scope.get("path") not in access.OPEN_PATHS
@@ -205,11 +217,11 @@ def _allowed_folder(folder) -> Path:
 
 
 def _add_routes(app: FastAPI, service: Service) -> None:
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page():
         return HTMLResponse(service.page(), headers={"Content-Security-Policy": PAGE_POLICY})
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])  # HEAD: what many probes send
     async def healthz():
         return {"status": "ok"}
 
@@ -236,7 +248,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         try:
             with spool_folder(service.uploads) as folder:
                 try:
-                    given = await read_input(request, folder, service.max_body, service.allow_paths)
+                    given = await read_input(request, folder, service.max_body, service.allow_paths, service.stopping)
                 except ClientDisconnect:
                     raise RequestError("the client disconnected before its upload was complete") from None
                 task = service.registry.task_of(served.model)
@@ -329,6 +341,7 @@ class _Guard:
         finally:
             route = next((r.path for r in self.routes if r.matches(scope)[0] == Match.FULL), "unmatched")
             method = scope.get("method", "WEBSOCKET")
+            method = method if method in COUNTED_METHODS else "other"
             self.service.metrics.observe_request(method, route, status, time.perf_counter() - started)
 
 

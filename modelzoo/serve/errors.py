@@ -23,6 +23,24 @@ class BodyTooLarge(RequestError):
     status = 413
 
 
+class UploadStalled(RequestError):
+    """The body stopped arriving, or took too long: its place in the queue goes to others."""
+
+    status = 408
+
+
+class ServerStopping(RequestError):
+    """The server began to stop while the request's body was still arriving."""
+
+    status = 503
+
+
+class UploadNotStored(RequestError):
+    """The server could not write the upload (a full disk, ...): the server's side, not the client's."""
+
+    status = 507
+
+
 class UnsupportedBody(RequestError):
     """Neither multipart/form-data nor JSON."""
 

@@ -6,19 +6,28 @@ import math
 
 from modelzoo.core.errors import ConfigError
 
+# Integer options are counts (clips, top-k, detections) and a count can multiply a request's work and memory:
+# `clips=100000000` plans 1.6e9 frame indices and holds the model until the server runs out of memory.
+MAX_COUNT = 1000
+
 
 def typed_options(task, given: dict) -> dict:
-    """Query and form values (text) as the types of the task's options; empty values count as not given.
-    A name the task does not have is passed on for the runner to refuse with the CLI's message."""
+    """Query and form values (text) as the types of the task's options, checked as the task checks them
+    (type, bounds) but in the request's words; empty values count as not given. A name the task does not
+    have is passed on for the runner to refuse with the CLI's message."""
     by_name = {option.name: option for option in task.options}
     typed = {}
     for key, value in given.items():
         name = key.replace("-", "_")
         option = by_name.get(name)
-        if isinstance(value, str) and option is not None:
-            if not value.strip():
-                continue
-            value = _parse(option, name, value.strip())
+        if option is not None and value is not None:
+            if isinstance(value, str):
+                if not value.strip():
+                    continue
+                value = _parse(option, name, value.strip())
+            value = option.check(value, "this request")
+            if option.type is int and value > MAX_COUNT:
+                raise ConfigError(f"this request: '{name}' must be at most {MAX_COUNT} on this server")
         typed[name] = value
     return typed
 

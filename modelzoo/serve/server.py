@@ -1,5 +1,6 @@
 """The app under uvicorn. Stopping first ends the live streams and their clients' endless responses
-(SSE, MJPEG), which uvicorn's graceful shutdown would otherwise wait for; `GRACE_S` bounds the rest."""
+(SSE, MJPEG) and the uploads still arriving (503), which uvicorn's graceful shutdown would otherwise wait
+for and then cancel with a traceback; `GRACE_S` bounds the rest."""
 
 from __future__ import annotations
 
@@ -17,5 +18,5 @@ class ZooServer(uvicorn.Server):
         self.app = app
 
     async def shutdown(self, sockets=None) -> None:
-        self.app.state.zoo.live.close()
+        self.app.state.zoo.stop()
         await super().shutdown(sockets)

@@ -36,7 +36,9 @@ def add_stream_routes(app: FastAPI, service) -> None:
             raise UnsupportedBody(
                 'post a JSON object: {"model": NAME, "input": URL or camera} (or "path": a video in an --allow-paths folder)'
             )
-        served, run_request, options, shown, settings = stream_request(service, await read_json(request))
+        served, run_request, options, shown, settings = stream_request(
+            service, await read_json(request, stopping=service.stopping)
+        )
         context = (service.registry, service.config, service.cache)
         stream = service.live.start(served, run_request, options, shown, settings, context)
         await anyio.to_thread.run_sync(stream.settled.wait, START_WAIT_S, limiter=anyio.CapacityLimiter(1))

@@ -13,11 +13,29 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelzoo.serve.errors import BodyTooLarge, PathRefused, RequestError, UnsupportedBody
+import anyio
+from starlette.requests import ClientDisconnect
+
+from modelzoo.serve.errors import (
+    BodyTooLarge,
+    PathRefused,
+    RequestError,
+    ServerStopping,
+    UnsupportedBody,
+    UploadNotStored,
+    UploadStalled,
+)
 
 FIELDS_LIMIT = 64 * 1024  # bytes of non-file form fields, and of a JSON body
+MAX_PARTS = 64  # parts of a multipart form: the file and a few options
+# A request holds its place in the model's queue while its body arrives: a client that stops sending
+# (or trickles) must not keep it, or a few such clients make the server answer everyone else 503.
+UPLOAD_IDLE_S = 30.0  # no body bytes for this long: 408
+UPLOAD_MAX_S = 600.0  # the whole body within this (100 MB at 1.4 Mbit/s): 408
+STOPPING_POLL_S = 0.25  # how often a request whose body is arriving checks the limits above and shutdown
 UPLOADS_FOLDER = "serve-uploads"  # inside the cache root
 NPY_MAGIC = b"\x93NUMPY"
+NAME_BYTES = 100  # an upload's file name before its suffix, in UTF-8 bytes
 
 
 @dataclass
@@ -47,9 +65,15 @@ def safe_filename(name: str) -> str:
     if base.startswith("."):
         base = "upload" + base
     stem, dot, suffix = base.rpartition(".")
-    if dot and len(suffix) <= 10:
-        base = stem[:100] + "." + suffix
-    return base[:100] or "upload"
+    if not dot or len(suffix) > 10:
+        stem, suffix = base, ""
+    # file systems count bytes (255 on most): 100 characters of CJK would be 300
+    stem = _cut_utf8(stem, NAME_BYTES) or "upload"
+    return stem + "." + suffix if dot and suffix else stem
+
+
+def _cut_utf8(text: str, size: int) -> str:
+    return text.encode("utf-8")[:size].decode("utf-8", "ignore")
 
 
 def too_large(limit: int) -> BodyTooLarge:
@@ -58,33 +82,56 @@ def too_large(limit: int) -> BodyTooLarge:
     )
 
 
-async def read_input(request, folder: Path, limit: int, allowed: tuple) -> RequestInput:
-    """The request's input and form/JSON options; uploads are written into `folder`."""
+async def read_input(request, folder: Path, limit: int, allowed: tuple, stopping=None) -> RequestInput:
+    """The request's input and form/JSON options; uploads are written into `folder`. The body ends early
+    when the server begins to stop (`stopping`)."""
     content_type = request.headers.get("content-type", "")
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "multipart/form-data":
-        return await _read_multipart(request, content_type, folder, limit)
+        return await _read_multipart(request, content_type, folder, limit, stopping)
     if kind == "application/json":
-        return await _read_json(request, min(limit, FIELDS_LIMIT), allowed)
+        return await _read_json(request, min(limit, FIELDS_LIMIT), allowed, stopping)
     raise UnsupportedBody(
         "post the input as multipart/form-data with the file in field `file` "
         '(curl -F file=@INPUT), or as JSON {"path": ...} for a file in an --allow-paths folder'
     )
 
 
-async def _chunks(request, limit: int):
+async def _chunks(request, limit: int, stopping=None):
+    """The body's chunks as they arrive, refused past `limit` (413), when they stall (408), or when the
+    server begins to stop (`stopping`, a threading.Event: 503)."""
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise too_large(limit)
-        yield chunk
+    started = last = anyio.current_time()
+    more = True
+    while more:
+        # receive() is waited for in short slices: cancelling the wait loses nothing (the data stays queued)
+        message = None
+        with anyio.move_on_after(STOPPING_POLL_S):
+            message = await request.receive()
+        if message is not None:
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            last = anyio.current_time()
+            received += len(chunk)
+            if received > limit:
+                raise too_large(limit)
+            if chunk:
+                yield chunk  # outside the cancel scope: the caller's work between chunks is never cancelled
+            continue
+        if stopping is not None and stopping.is_set():
+            raise ServerStopping("the server is stopping; send the request again once it is back")
+        now = anyio.current_time()
+        if now - started > UPLOAD_MAX_S:
+            raise UploadStalled(f"the request body took longer than {UPLOAD_MAX_S:g} s to arrive")
+        if now - last > UPLOAD_IDLE_S:
+            raise UploadStalled(f"the request body stopped arriving (nothing for {UPLOAD_IDLE_S:g} s)")
 
 
-async def read_json(request, limit: int = FIELDS_LIMIT):
+async def read_json(request, limit: int = FIELDS_LIMIT, stopping=None):
     """The request's JSON body, read up to `limit` bytes (413 beyond)."""
     body = bytearray()
-    async for chunk in _chunks(request, limit):
+    async for chunk in _chunks(request, limit, stopping):
         body.extend(chunk)
     try:
         return json.loads(body)
@@ -92,8 +139,8 @@ async def read_json(request, limit: int = FIELDS_LIMIT):
         raise RequestError(f"the JSON body is not valid JSON ({exc})") from None
 
 
-async def _read_json(request, limit: int, allowed: tuple) -> RequestInput:
-    data = await read_json(request, limit)
+async def _read_json(request, limit: int, allowed: tuple, stopping) -> RequestInput:
+    data = await read_json(request, limit, stopping)
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
         raise RequestError('the JSON body must be an object with "path": a file in an --allow-paths folder')
     options = {k: v for k, v in data.items() if k != "path"}
@@ -127,7 +174,7 @@ def resolve_allowed(text: str, allowed: tuple) -> Path:
     return next((path for path in inside if path.exists()), inside[0])
 
 
-async def _read_multipart(request, content_type: str, folder: Path, limit: int) -> RequestInput:
+async def _read_multipart(request, content_type: str, folder: Path, limit: int, stopping) -> RequestInput:
     try:
         from python_multipart.multipart import MultipartParser, parse_options_header
     except ImportError:  # python-multipart before 0.0.13
@@ -140,11 +187,13 @@ async def _read_multipart(request, content_type: str, folder: Path, limit: int) 
     form = _FormSpool(folder, parse_options_header)
     try:
         parser = MultipartParser(boundary, form.callbacks())
-        async for chunk in _chunks(request, limit):
+        async for chunk in _chunks(request, limit, stopping):
             parser.write(chunk)
         parser.finalize()
-    except RequestError:
+    except (RequestError, ClientDisconnect):
         raise
+    except OSError as exc:  # writing the upload: no folder named, the client needs none
+        raise UploadNotStored(f"the server could not store the upload ({exc.strerror or exc})") from None
     except Exception as exc:  # the parser's own errors: a malformed body
         raise RequestError(f"the multipart/form-data body is malformed ({exc})") from None
     finally:
@@ -170,6 +219,7 @@ class _FormSpool:
         self._data = bytearray()
         self._handle = None
         self._field_bytes = 0
+        self._parts = 0
         self._head = b""
 
     def callbacks(self) -> dict:
@@ -190,6 +240,9 @@ class _FormSpool:
             raise RequestError("a multipart header is too long")
 
     def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise RequestError(f"the form has more than {MAX_PARTS} parts; send the file and its options only")
         self._disposition = b""
         self._field = None
         self._data = bytearray()
