@@ -343,7 +343,9 @@ def run_inputs(
 
 
 def read_records(path: Path) -> dict:
-    """Records of an earlier run's JSON Lines output, by input; a torn last line is ignored."""
+    """What `--resume` needs of an earlier run's JSON Lines output, by input (its absolute path, so
+    `./v/a.avi` and `v/a.avi` are one input): (model, source stamp, failed). Only that is kept, not the
+    records, so a million-input output costs tens of MB, not its size. A torn last line is ignored."""
     import json
 
     records = {}
@@ -358,8 +360,17 @@ def read_records(path: Path) -> dict:
             except ValueError:
                 continue
             if isinstance(record, dict) and "input" in record:
-                records[str(record["input"])] = record
+                records[input_key(record["input"])] = (
+                    str(record.get("model")),
+                    record.get("source"),
+                    "error" in record,
+                )
     return records
+
+
+def input_key(path) -> str:
+    """How `--resume` matches an input with its record: the absolute, normalised path (links not resolved)."""
+    return os.path.abspath(str(path))
 
 
 def drop_torn_line(path: Path) -> None:

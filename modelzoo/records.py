@@ -81,19 +81,19 @@ class RecordFile:
 def resume_filter(path, *, retry_failed: bool, model: str | None = None):
     """skip(path, stamp) for inputs an earlier run recorded with the same size and mtime. Records of
     another model are refused: they are not this run's results, so skipping their inputs would be wrong."""
-    from modelzoo.core.pipeline import read_records
+    from modelzoo.core.pipeline import input_key, read_records
 
     records = read_records(Path(path))
-    others = sorted({str(r.get("model")) for r in records.values() if model and r.get("model") != model})
+    others = sorted({recorded for recorded, _, _ in records.values() if model and recorded != model})
     if others:
         raise OutputError(
             f"--resume: {path} holds records of {', '.join(others)}, not {model}; pass another --output for {model}"
         )
 
     def skip(input_path, stamp) -> bool:
-        record = records.get(str(input_path))
-        if record is None or stamp is None or record.get("source") != stamp:
+        found = records.get(input_key(input_path))
+        if found is None or stamp is None or found[1] != stamp:
             return False
-        return not (retry_failed and "error" in record)
+        return not (retry_failed and found[2])
 
     return skip

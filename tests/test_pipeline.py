@@ -397,3 +397,16 @@ def test_a_model_file_whose_input_does_not_fit_stops_the_run_once_at_load(capsys
     result = invoke(capsys, "run", "r3d_18", folder, "--model", wrong, "--json")
     result.assert_user_error("wrong.onnx expects input", "3, 16, 112, 112", "does not match")
     assert result.out.strip() == ""  # not one failed record per input
+
+
+def test_resume_knows_an_input_however_its_path_was_written(capsys, folder, onnx_file, tmp_path, monkeypatch):
+    out = tmp_path / "out.jsonl"
+    monkeypatch.chdir(folder.parent)
+    first = invoke(capsys, "run", "r3d_18", f"./{folder.name}/a.avi", "--model", onnx_file, "-o", out)
+    assert first.code == 0, first.err
+    resumed = invoke(
+        capsys, "run", "r3d_18", folder / "a.avi", f"{folder.name}/b.avi", "--model", onnx_file, "-o", out,
+        "--resume", "--json",
+    )  # fmt: skip
+    assert [r["input"] for r in lines(resumed.out)] == [f"{folder.name}/b.avi"]
+    assert "1 skipped" in resumed.err
