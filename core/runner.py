@@ -293,20 +293,26 @@ def finish_run(registry, model, request, backend, source, tensor, options, model
 
 def predict(
     model, input, *, backend=None, model_path=None, weights=None, threads=None, precision=None, config=None, save=None,
-    **options,
+    force=False, priority=None, bpu_cores=None, **options,
 ):  # fmt: skip
     """`Model.predict`: the CLI's run for programs, reusing the loaded backend between calls."""
-    from modelzoo.core.artifacts.cache import ArtifactCache
+    import os
+
+    from modelzoo.core.artifacts.cache import open_cache
     from modelzoo.core.config import load_config
     from modelzoo.core.contract.registry import get_registry
 
+    if not isinstance(input, str | os.PathLike):
+        raise InputError(f"predict takes the path of an input file, not a {type(input).__name__}")
     registry = get_registry()
     settings = load_config(config)
-    cache = ArtifactCache(settings.cache_root())
+    cache = open_cache(settings)
     loaded = model.__dict__.setdefault("_zoo_loaded_backends", {})
+    board = {"priority": priority, "bpu_cores": bpu_cores}
     request = RunRequest(
         model.name, str(input), model_path=model_path, weights=weights, backend=backend, threads=threads,
-        options=options, precision=precision, save=save,
+        options=options, precision=precision, save=save, force=force,
+        backend_options={k: v for k, v in board.items() if v is not None},
     )  # fmt: skip
     # notices (custom weights in use, a conversion) reach a program's stderr as they reach the CLI's
     return run(request, registry, settings, cache, log=_stderr, loaded=loaded)

@@ -70,7 +70,23 @@ def preprocess(model: str, input_path, **options):
 
     registry = get_registry()
     found = registry.get_model(model)
-    return prepare_input(registry, found, input_path, task_options(registry, found, load_config(), options))[0]
+    return prepare_input(
+        registry, found, _input_path(input_path), task_options(registry, found, load_config(), options)
+    )[0]
+
+
+def _input_path(input_path):
+    """A file name, as `zoo run` takes; anything else was turned into a (huge, wrong) file name by str()."""
+    import os
+
+    if not isinstance(input_path, (str, os.PathLike)):
+        from modelzoo.core.errors import InputError
+
+        raise InputError(
+            f"the input is a {type(input_path).__name__}, not a file path (str or os.PathLike); "
+            "save an array with numpy.save and pass the .npy file"
+        )
+    return input_path
 
 
 def postprocess(model: str, output, **options):

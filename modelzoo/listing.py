@@ -11,12 +11,32 @@ from modelzoo.core.errors import CacheError
 
 
 def backends_here(registry, cache, model) -> list:
-    """Names of backends that could run `model` on this machine now, without --model (cheap: no backend import)."""
+    """Names of backends that could run `model` on this machine now, without --model (cheap: no backend import).
+
+    A plugin backend whose checks raise is left out with one warning naming its plugin: one plugin's bug
+    must not take the listing of every model down with it.
+    """
     return [
         name
         for name, backend in sorted(registry.backends.items())
-        if backend.is_available() and _has_model(backend, model, cache)
+        if _checked(registry, name, lambda b=backend: b.is_available() and _has_model(b, model, cache))
     ]
+
+
+def _checked(registry, name: str, check) -> bool:
+    from modelzoo.output import notice
+
+    try:
+        return bool(check())
+    except Exception as exc:
+        plugin = registry.backend_plugins.get(name, "?")
+        if (plugin, name) not in registry.reported_failures:  # once per command, not once per model
+            registry.reported_failures.add((plugin, name))
+            notice(
+                f"warning: plugin {plugin!r} failed in backend {name!r} checking what it runs here: "
+                f"{type(exc).__name__}: {exc}; left out of the listing; report it to the plugin's author"
+            )
+        return False
 
 
 def _has_model(backend, model, cache) -> bool:
@@ -103,15 +123,18 @@ def _row(registry, cache, model, cached: _Cached) -> dict:
 def info_data(registry, cache, config, model) -> dict:
     """`zoo info MODEL --json`: the spec, what is cached, the rows measured here, where the config is."""
     from modelzoo.core.accuracy.measured import measured_rows
+    from modelzoo.core.contract.registry import blamed_on
 
     spec = model.spec
     task = registry.task_of(model)
     data = spec.to_dict()
-    data["preprocessing_summary"] = task.describe_preprocessing(spec)
+    with blamed_on(registry.plugin_of_task(task.name), f"describe_preprocessing for {spec.name}"):
+        data["preprocessing_summary"] = task.describe_preprocessing(spec)
     data["options"] = [
         {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help} for o in task.options
     ]
-    data["board_input"] = model.board_input()
+    with blamed_on(model.plugin, f"board_input for {model.name}"):
+        data["board_input"] = model.board_input()
     cached = _Cached(cache, model)
     for artifact in data["artifacts"]:
         entry = cached.status.official.get(artifact["name"])

@@ -46,17 +46,9 @@ class Session:
 
     @cached_property
     def cache(self):
-        import os
+        from modelzoo.core.artifacts.cache import open_cache
 
-        from modelzoo.core.artifacts.cache import ArtifactCache
-        from modelzoo.core.config import HOME_ENV
-        from modelzoo.core.errors import CacheError
-
-        root = self.config.cache_root()
-        if root.exists() and not root.is_dir():
-            where = f"${HOME_ENV}" if os.environ.get(HOME_ENV) else f"cache_dir in {self.config.path}"
-            raise CacheError(f"the cache directory {root} is a file; point {where} at a directory")
-        return ArtifactCache(root)
+        return open_cache(self.config)
 
 
 pass_session = click.make_pass_decorator(Session)

@@ -27,6 +27,10 @@ def check_model(name: str, directory=None) -> list:
     from modelzoo.core.contract.registry import get_registry
 
     registry = get_registry()
+    if name not in registry.models:
+        failed = [f"plugin {i.name!r} {i.error}" for i in registry.plugins.values() if i.error]
+        if failed:  # most likely the reason; `zoo plugins` shows the same
+            raise AssertionError(f"model {name!r} is not registered: {'; '.join(failed)}")
     model = registry.get_model(name)
     task = registry.task_of(model)
     directory = Path(directory)

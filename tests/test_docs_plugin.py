@@ -575,8 +575,11 @@ def test_zoo_new_plugin_prints_what_the_doc_shows(tutorial, tmp_path):
     module = (tmp_path / "zoo-my-model" / "zoo_my_model" / "__init__.py").read_text()
     assert "ImageClassifier" in module and "def build_onnx" in module and "def zoo_register_models" in module
     (task,) = [p for p in new_plugin.params if p.name == "task"]
-    assert list(task.type.choices) == ["video-classification", "image-classification"]
-    assert "`--task` is `video-classification` (the default) or `image-classification`" in tutorial["text"]
+    choices = list(task.type.choices)
+    assert choices == ["video-classification", "image-classification", "object-detection"]
+    listed = ", ".join(f"`{c}`" for c in choices[1:-1])
+    sentence = f"`--task` is `{choices[0]}` (the default), {listed} or `{choices[-1]}`;"
+    assert " ".join(sentence.split()) in " ".join(tutorial["text"].split())
 
 
 # -- the reference -----------------------------------------------------------------------------------------

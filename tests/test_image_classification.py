@@ -75,6 +75,37 @@ def test_probabilities_equal_an_independent_torch_resnet18(tmp_path, capsys):
     assert len(labels) == 1000 and labels[0] == "tench" and data["predictions"][0]["label"] == labels[int(order[0])]
 
 
+def test_an_untrained_checkpoint_is_refused_not_run(tmp_path, capsys):
+    # torchvision.models.resnet18() saved without weights=...: it would convert and print confident noise
+    import reference_resnet
+
+    checkpoint = tmp_path / "resnet18-untrained.pth"
+    torch.save(reference_resnet.ResNet18().eval().state_dict(), checkpoint)
+    np.save(tmp_path / "image.npy", photo())
+    result = invoke(capsys, "run", "resnet18", tmp_path / "image.npy", "--weights", checkpoint, "--json")
+    result.assert_user_error("not a resnet18 state dict", "untrained")
+    assert result.out == ""  # no predictions printed
+    listed = json.loads(invoke(capsys, "cache", "list", "--json").out)
+    assert not [e for e in listed if e["model"] == "resnet18"]  # and the file is not kept as resnet18's weights
+
+
+@pytest.mark.parametrize(
+    "key, index, value, problem",
+    [("layer4.1.bn2.running_var", 3, -2.0, "negative variances"), ("fc.weight", 0, float("nan"), "NaN or infinity")],
+)
+def test_a_checkpoint_that_would_give_nan_is_refused_naming_the_tensor(tmp_path, capsys, key, index, value, problem):
+    # Either used to convert and print the first classes by index with a null score, exit 0.
+    import reference_resnet
+
+    state_dict = reference_resnet.make_model().state_dict()
+    state_dict[key].view(-1)[index] = value
+    torch.save(state_dict, tmp_path / "broken.pth")
+    np.save(tmp_path / "image.npy", photo())
+    result = invoke(capsys, "run", "resnet18", tmp_path / "image.npy", "--weights", tmp_path / "broken.pth", "--json")
+    result.assert_user_error(f"'{key}' holds {problem}")
+    assert result.out == ""
+
+
 def _image_files(tmp_path) -> dict:
     import cv2
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_dist import write_distribution
-from zoo_cli import zoo
+from zoo_cli import invoke, zoo
 
 from modelzoo.core.contract.hookspecs import HOOKSPEC_VERSION
 from modelzoo.core.contract.registry import get_registry, reset_registry
@@ -261,6 +261,19 @@ def test_fake_plugin_passes_modelzoo_checks(site, tmp_path):
     assert "runs_end_to_end" in ran and "board_config" in ran
 
 
+def test_check_model_says_why_a_model_is_missing_when_its_plugin_failed(site, tmp_path):
+    # the scaffold's own test calls check_model(NAME): a broken spec must show its reason there, not just
+    # "unknown model"
+    from modelzoo.testing import check_model
+
+    install_fake(site, labels=LABELS[:4])  # five outputs, four labels
+    with pytest.raises(AssertionError) as failure:
+        check_model("fake", tmp_path)
+    message = str(failure.value)
+    assert message.startswith("model 'fake' is not registered: plugin 'fake' failed while registering: model 'fake': ")
+    assert "4 labels in " in message
+
+
 # -- broken plugins -------------------------------------------------------------------------------
 
 BROKEN = {
@@ -371,10 +384,15 @@ def test_incompatible_plugin_is_not_loaded_half_way(site, capsys):
     """
     install_module(site, "newer", newer.format(version=HOOKSPEC_VERSION + 1))
     install_module(site, "unversioned", newer.replace("ZOO_HOOKSPEC_VERSION = {version}", ""))
+    install_module(site, "quoted", newer.format(version=f"'{HOOKSPEC_VERSION}'"))  # a string, not the integer
     plugins = plugins_json(capsys)
     assert plugins["newer"]["error"] == (
         f"targets hook-spec version {HOOKSPEC_VERSION + 1}, this zoo provides {HOOKSPEC_VERSION}; "
         "upgrade the plugin or modelzoo"
+    )
+    assert plugins["quoted"]["error"] == (
+        f"declares ZOO_HOOKSPEC_VERSION as the string '{HOOKSPEC_VERSION}'; write the integer: "
+        f"`ZOO_HOOKSPEC_VERSION = {HOOKSPEC_VERSION}` in quoted_plugin"
     )
     assert plugins["unversioned"]["error"] == (
         f"declares no ZOO_HOOKSPEC_VERSION; add `ZOO_HOOKSPEC_VERSION = {HOOKSPEC_VERSION}` to unversioned_plugin"
@@ -523,6 +541,23 @@ BAD_SPECS = {
     "bare_spec": (
         'spec("bare")',
         "registered ModelSpec, not a Model; wrap the spec in its task's model class",
+    ),
+    "same_name_twice": (  # the second would silently replace the first
+        'VideoClassifier(spec("good_one", task="video-classification", shape=("N", 3, 4, 8, 8), preprocessing=VIDEO))',
+        "model 'good_one' is registered twice by this plugin",
+    ),
+    "layout_as_dtype": (  # TensorSpec(name, shape, dtype, layout): a layout in third place is its dtype
+        'ImageClassifier(ModelSpec("nchw", "image-classification", "test", TensorSpec("x", ("N", 3, 8, 8), "NCHW"), '
+        'TensorSpec("y", ("N", 5)), IMAGE, LABELS, license="MIT"))',
+        "model 'nchw': input dtype 'NCHW' is not one of bool, float16, float32",
+    ),
+    "non_ascii_name": (
+        'ImageClassifier(spec("caf\\u00e9"))',
+        "model 'caf\u00e9': model name 'caf\u00e9' must be lower-case letters, digits and _",
+    ),
+    "model_class_not_instance": (
+        "ImageClassifier",
+        "registered the class ImageClassifier, not a model; register an instance: register(ImageClassifier(SPEC))",
     ),
     "bad_name": (
         'ImageClassifier(spec("Bad-Name"))',
@@ -776,6 +811,227 @@ def test_a_model_of_a_task_nobody_registered_is_refused(site, capsys):
         "(installed: image-classification, object-detection, video-classification)"
     )
     assert info["tasks"] == [] and info["models"] == []
+
+
+def test_the_reserved_option_names_are_zoos_own_settings_and_predicts_keywords():
+    # kept as a literal in the contract (cheap to import); this keeps it in step with what it protects
+    import inspect
+
+    from modelzoo.core.config import MODEL_SETTINGS
+    from modelzoo.core.contract.task import RESERVED_OPTION_NAMES
+    from modelzoo.core.runner import predict
+
+    keywords = {name for name, p in inspect.signature(predict).parameters.items() if p.kind is not p.VAR_KEYWORD} - {
+        "model"
+    }
+    assert set(MODEL_SETTINGS) | keywords <= RESERVED_OPTION_NAMES
+
+
+def test_a_task_class_registered_instead_of_an_instance_is_reported(site, capsys):
+    body = EMBEDDING_PLUGIN.format(version=HOOKSPEC_VERSION).replace(
+        "register(EmbeddingTask())", "register(EmbeddingTask)"
+    )
+    install_module(site, "embedding", body)
+    info = plugins_json(capsys)["embedding"]
+    assert info["error"] == (
+        "failed while registering: task 'embedding': registered the class EmbeddingTask, not a task; "
+        "register an instance: register(EmbeddingTask())"
+    )
+    assert info["tasks"] == [] and "embedding" not in get_registry().tasks
+
+
+@pytest.mark.parametrize(
+    "option, reason",
+    [
+        # predict(backend=...) and zoo.yaml's `weights` would take these before the task saw them
+        ('Option("backend", str, "fast", "Which head.")', "option 'backend' clashes with zoo's own 'backend' setting"),
+        ('Option("weights", str, "a", "Mix.")', "option 'weights' clashes with zoo's own 'weights' setting"),
+        ('Option("layers", list, [], "Which.")', "option 'layers' is a list; an option is an int, float, str or bool"),
+        (
+            'Option("scale", float, 0, "Factor.", minimum=1)',
+            "option 'scale': 'scale' must be at least 1 (its own default, 0)",
+        ),
+        # --top-k is an integer flag for every task that takes top_k
+        ('Option("top_k", str, "all", "Which.")', "option 'top_k' is str, but --top-k of video-classification is int"),
+    ],
+)
+def test_a_task_option_clashing_with_zoos_own_is_refused_and_the_others_still_load(site, capsys, option, reason):
+    body = EMBEDDING_PLUGIN.format(version=HOOKSPEC_VERSION).replace(
+        'options = (Option("normalize", bool, True, "Unit length."),)',
+        f'options = (Option("normalize", bool, True, "Unit length."), {option})',
+    )
+    install_module(site, "embedding", body)
+    install_fake(site)
+    plugins = plugins_json(capsys)
+    assert plugins["embedding"]["error"].startswith(f"failed while registering: task 'embedding': {reason}")
+    assert plugins["embedding"]["tasks"] == [] and plugins["embedding"]["models"] == []
+    assert plugins["fake"]["error"] is None
+    names, err = listed(capsys)
+    assert "fake" in names and "resnet18" in names and "embed" not in names
+    code, _, err = zoo(capsys, "info", "embed")
+    assert code == 2 and "unknown model 'embed'" in err
+
+
+FLAKY_BACKEND_PLUGIN = """
+from modelzoo.plugin import Backend, hookimpl
+
+ZOO_HOOKSPEC_VERSION = {version}
+
+
+class Flaky(Backend):
+    name = "flaky"
+    model_suffixes = (".flaky",)
+    package = "json"  # importable everywhere: the backend counts as available
+
+    @classmethod
+    def has_model_for(cls, model, cache):
+        raise RuntimeError("no cache today")
+
+
+@hookimpl
+def zoo_register_backends(register):
+    register(Flaky)
+"""
+
+
+def test_a_backend_plugin_failing_in_its_checks_leaves_zoo_list_working_and_is_named(site, capsys):
+    install_fake(site)
+    install_module(site, "flaky", FLAKY_BACKEND_PLUGIN.format(version=HOOKSPEC_VERSION))
+    result = invoke(capsys, "list", "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in json.loads(result.out)}
+    assert {"fake", "r3d_18", "resnet18"} <= set(rows)
+    assert all("flaky" not in row["backends"] for row in rows.values())
+    assert "onnxruntime" in rows["r3d_18"]["backends"]  # the other backends are still asked
+    (line,) = [line for line in result.err.splitlines() if "flaky" in line]  # once, not once per model
+    assert (
+        line.startswith("warning: plugin 'flaky' failed in backend 'flaky'") and "RuntimeError: no cache today" in line
+    )
+    assert "Traceback" not in result.err
+
+
+def test_a_model_method_calling_sys_exit_is_blamed_on_its_plugin(site, capsys, clip_file, tmp_path):
+    body = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="fake").replace(
+        "class Fake(VideoClassifier):\n    pass",
+        "class Fake(VideoClassifier):\n    def preprocess(self, source, options):\n        raise SystemExit('bye')",
+    )
+    install_fake(site, body=body)
+    result = invoke(capsys, "run", "fake", "--input", clip_file, "--model", tiny_onnx(tmp_path / "tiny.onnx"))
+    result.assert_user_error("plugin 'fake' failed in preprocess for fake: SystemExit: bye")
+
+
+def test_a_model_method_failing_in_zoo_info_is_blamed_on_its_plugin(site, capsys):
+    body = FAKE_PLUGIN.format(version=HOOKSPEC_VERSION, model="fake").replace(
+        "class Fake(VideoClassifier):\n    pass",
+        "class Fake(VideoClassifier):\n    def board_input(self):\n        raise KeyError('norm')",
+    )
+    install_fake(site, body=body)
+    invoke(capsys, "info", "fake").assert_user_error("plugin 'fake' failed in board_input for fake", "KeyError")
+    invoke(capsys, "info", "fake", "--json").assert_user_error("plugin 'fake'")
+    result = invoke(capsys, "info", "r3d_18", "--json")
+    assert result.code == 0 and json.loads(result.out)["name"] == "r3d_18"
+
+
+def test_a_plugin_choosing_a_backend_comes_before_the_core_and_none_leaves_it_the_choice(site, tmp_path):
+    chooser = """
+        from modelzoo.plugin import Backend, hookimpl
+
+        ZOO_HOOKSPEC_VERSION = {version}
+
+
+        class Special(Backend):
+            name = "special"
+
+
+        @hookimpl
+        def zoo_select_backend(model, requested, model_path, backends, cache):
+            return Special if model.name == "fake" else None
+    """
+    install_fake(site)
+    install_module(site, "chooser", chooser.format(version=HOOKSPEC_VERSION))
+    registry = get_registry()
+    onnx_file = str(tiny_onnx(tmp_path / "tiny.onnx"))
+    assert registry.select_backend(registry.get_model("fake"), "auto", onnx_file, None).name == "special"
+    assert registry.select_backend(registry.get_model("r3d_18"), "auto", onnx_file, None).name == "onnxruntime"
+
+
+def test_a_plugin_failing_in_zoo_select_backend_is_blamed_not_zoo(site, capsys, clip_file, tmp_path):
+    picky = """
+        from modelzoo.plugin import hookimpl
+
+        ZOO_HOOKSPEC_VERSION = {version}
+
+
+        @hookimpl
+        def zoo_select_backend(model, requested, model_path, backends, cache):
+            raise RuntimeError("no backend table")
+    """
+    install_fake(site)
+    install_module(site, "picky", picky.format(version=HOOKSPEC_VERSION))
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    result = invoke(capsys, "run", "fake", "--input", clip_file, "--model", model)
+    result.assert_user_error("plugin 'picky' failed in zoo_select_backend", "RuntimeError: no backend table")
+
+
+def test_a_plugin_exiting_while_it_loads_is_reported_and_zoo_goes_on(site, capsys):
+    # e.g. a module that parses sys.argv at import, or calls sys.exit in a hook: zoo must not exit with it
+    install_module(site, "argv", "import argparse\nargparse.ArgumentParser().parse_args(['--nope'])\n")
+    exiting = """
+        import sys
+
+        from modelzoo.plugin import hookimpl
+
+        ZOO_HOOKSPEC_VERSION = {version}
+
+
+        @hookimpl
+        def zoo_register_models(register):
+            sys.exit("no models today")
+    """
+    install_module(site, "exiting", exiting.format(version=HOOKSPEC_VERSION))
+    install_fake(site)
+    result = invoke(capsys, "list", "--json")
+    assert result.code == 0, result.err
+    assert {"fake", "r3d_18"} <= {m["name"] for m in json.loads(result.out)}
+    plugins = plugins_json(capsys)
+    assert plugins["argv"]["error"] == "failed to import: SystemExit: 2"
+    assert plugins["exiting"]["error"] == "failed while registering: SystemExit: no models today"
+    assert plugins["fake"]["error"] is None
+
+
+@pytest.mark.parametrize(
+    "hook, registered, reason",
+    [
+        ("zoo_register_backends", '"fast"', "backend 'fast' is not a subclass of modelzoo.plugin.Backend"),
+        ("zoo_register_backends", "dict", "backend <class 'dict'> is not a subclass of modelzoo.plugin.Backend"),
+        ("zoo_register_marches", '"nash-e"', "march 'nash-e' is not a modelzoo.plugin.March"),
+    ],
+)
+def test_a_plugin_registering_something_else_than_a_backend_or_march_is_reported(
+    site, capsys, hook, registered, reason
+):
+    body = f"""
+        from modelzoo.plugin import Backend, hookimpl
+
+        ZOO_HOOKSPEC_VERSION = {HOOKSPEC_VERSION}
+
+
+        class Fast(Backend):  # registered only as the plugin means to, never here
+            name = "fast"
+
+
+        @hookimpl
+        def {hook}(register):
+            register({registered})
+    """
+    install_module(site, "wrongkind", body)
+    install_fake(site)
+    result = invoke(capsys, "list", "--json")
+    assert result.code == 0, result.err
+    assert "fake" in {m["name"] for m in json.loads(result.out)}
+    info = plugins_json(capsys)["wrongkind"]
+    assert info["error"] == f"failed while registering: {reason}"
+    assert "fast" not in get_registry().backends
 
 
 # -- limiting what loads ---------------------------------------------------------------------------

@@ -26,6 +26,15 @@ def test_preprocess_is_what_zoo_preprocess_writes(tmp_path, capsys):
     assert np.array_equal(tensor, np.load(tmp_path / "c.npy"))
 
 
+def test_preprocess_takes_a_path_and_says_so_for_an_array():
+    frames = np.zeros((16, 120, 160, 3), np.uint8)
+    with pytest.raises(modelzoo.ZooError) as info:
+        modelzoo.preprocess("r3d_18", frames)
+    # the user's mistake, in one short line: not the plugin's fault, not the array printed as a file name
+    assert type(info.value).__name__ == "InputError"
+    assert "not a file path" in str(info.value) and len(str(info.value)) < 200
+
+
 def test_postprocess_ranks_and_labels():
     logits = np.zeros((2, 400), np.float32)
     logits[:, 5] = 10.0
@@ -33,6 +42,25 @@ def test_postprocess_ranks_and_labels():
     best = result.predictions
     assert best[0].class_id == 5 and best[0].label == "archery" and len(best) == 3
     assert best[0].score > 0.9 and result.clips == 2
+
+
+def test_postprocess_counts_one_clip_for_logits_without_the_batch_axis():
+    logits = np.zeros(400, np.float32)  # what a program gets from one clip's output row
+    logits[5] = 10.0
+    result = modelzoo.postprocess("r3d_18", logits, top_k=1)
+    assert result.clips == 1 and result.to_dict()["clips"] == 1
+    assert result.predictions[0].label == "archery"
+
+
+def test_postprocess_refuses_non_finite_logits_instead_of_ranking_them():
+    logits = np.zeros((2, 400), np.float32)
+    logits[:, 5] = 10.0
+    logits[1, 7] = np.nan  # one clip of a broken model: NaN has no rank, the answer would be made up
+    with pytest.raises(modelzoo.ZooError, match="NaN or infinity"):
+        modelzoo.postprocess("r3d_18", logits)
+    logits[1, 7] = np.inf
+    with pytest.raises(modelzoo.ZooError, match="NaN or infinity"):
+        modelzoo.postprocess("r3d_18", logits)
 
 
 def test_predict_returns_what_zoo_run_json_prints(tmp_path, capsys):
@@ -61,6 +89,22 @@ def test_predict_refuses_an_option_the_task_does_not_take(tmp_path):
     model = modelzoo.get_model("r3d_18")
     with pytest.raises(modelzoo.ZooError, match="--conf does not apply to r3d_18"):
         model.predict(write_video(tmp_path / "v.avi", 20, 25), conf=0.5)
+
+
+def test_predict_takes_run_options_and_refuses_what_zoo_run_refuses(tmp_path, monkeypatch):
+    import numpy as np
+    from onnx_models import tiny_video_classifier
+
+    video = write_video(tmp_path / "v.avi", 20, 25)
+    onnx_file = tiny_video_classifier(tmp_path / "tiny.onnx")
+    model = modelzoo.get_model("r3d_18")
+    assert model.predict(video, model_path=onnx_file, force=True).predictions  # --force, not a task option
+    with pytest.raises(modelzoo.ZooError, match="path of an input file, not a ndarray"):
+        model.predict(np.zeros((16, 112, 112, 3), np.uint8), model_path=onnx_file)
+    (tmp_path / "home").write_text("not a folder")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    with pytest.raises(modelzoo.ZooError, match="is a file; point \\$ZOO_HOME at a directory"):
+        model.predict(video, model_path=onnx_file)
 
 
 def test_plugin_toolkit_is_light_and_complete():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from zoo_cli import zoo
+from zoo_cli import invoke, zoo
 
 from modelzoo.core.contract import hookspecs
 
@@ -52,7 +52,7 @@ def scaffold(root: Path, name: str, task: str) -> dict:
     return {"root": root, "project": project, "env": env, "files": json.loads(made.stdout)["files"], "name": name}
 
 
-@pytest.fixture(scope="module", params=["video-classification", "image-classification"])
+@pytest.fixture(scope="module", params=["video-classification", "image-classification", "object-detection"])
 def installed(request, tmp_path_factory):
     return {**scaffold(tmp_path_factory.mktemp("scaffold"), "my_model", request.param), "task": request.param}
 
@@ -65,7 +65,11 @@ def test_scaffold_writes_a_plugin_distribution(installed):
     assert '[project.entry-points.modelzoo]\nmy_model = "zoo_my_model"' in pyproject
     module = ast.parse((installed["project"] / "zoo_my_model/__init__.py").read_text())
     classes = {node.name: node for node in module.body if isinstance(node, ast.ClassDef)}
-    base = {"video-classification": "VideoClassifier", "image-classification": "ImageClassifier"}[installed["task"]]
+    base = {
+        "video-classification": "VideoClassifier",
+        "image-classification": "ImageClassifier",
+        "object-detection": "Detector",
+    }[installed["task"]]
     assert [b.id for b in classes["Model"].bases] == [base]
     hooks = {node.name for node in module.body if isinstance(node, ast.FunctionDef)}
     assert hooks == {"zoo_register_models"} and hooks <= set(dir(hookspecs))
@@ -87,22 +91,30 @@ def test_zoo_run_on_the_scaffold_works_with_an_onnx_file_and_says_what_is_missin
     from types import SimpleNamespace
 
     from modelzoo.core.contract.spec import TensorSpec
+    from modelzoo.core.tasks.detection import DetectionTask
     from modelzoo.testing import write_stand_in_onnx
 
-    video = installed["task"] == "video-classification"
-    shape = ("N", 3, 16, 112, 112) if video else ("N", 3, 224, 224)
-    spec = SimpleNamespace(input=TensorSpec("input", shape), output=TensorSpec("logits", ("N", 2)))
-    onnx_file = write_stand_in_onnx(spec, tmp_path / "stand_in.onnx")
+    task = installed["task"]
     sample = tmp_path / "input.npy"
-    frames = (40, 120, 160, 3) if video else (120, 160, 3)
+    frames = {"video-classification": (40, 120, 160, 3)}.get(task, (120, 160, 3))
     np.save(sample, np.random.default_rng(0).integers(0, 256, frames, dtype=np.uint8))
+    if task == "object-detection":  # random boxes and scores in [0, 1) over 8400 candidates of 4 + 2 rows
+        spec = SimpleNamespace(
+            input=TensorSpec("input", ("N", 3, 640, 640)), output=TensorSpec("output0", ("N", 6, 8400))
+        )
+        onnx_file = DetectionTask().stand_in_onnx(spec, tmp_path / "stand_in.onnx")
+    else:
+        shape = ("N", 3, 16, 112, 112) if task == "video-classification" else ("N", 3, 224, 224)
+        spec = SimpleNamespace(input=TensorSpec("input", shape), output=TensorSpec("logits", ("N", 2)))
+        onnx_file = write_stand_in_onnx(spec, tmp_path / "stand_in.onnx")
     env, root = installed["env"], installed["root"]
     run = shell(
         [sys.executable, "-m", "modelzoo", "run", "my_model", sample, "--model", onnx_file, "--json"], env, root
     )
     assert run.returncode == 0, run.stderr
-    labels = [p["label"] for p in json.loads(run.stdout)["predictions"]]
-    assert sorted(labels) == ["TODO: label of class 0", "TODO: label of class 1"]
+    found = json.loads(run.stdout)
+    labels = {p["label"] for p in found.get("predictions") or found["detections"]}
+    assert labels == {"TODO: label of class 0", "TODO: label of class 1"}
 
     missing = shell([sys.executable, "-m", "modelzoo", "run", "my_model", sample], env, root)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
@@ -135,3 +147,10 @@ def test_new_plugin_refuses_bad_names_and_non_empty_directories(capsys, tmp_path
     assert code == 0, err
     assert (tmp_path / "c" / "zoo_my_model" / "__init__.py").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_new_plugin_refuses_the_name_of_an_installed_model(capsys, tmp_path):
+    # installed as is, the plugin would be refused by the registry: "model 'resnet18' is already registered"
+    result = invoke(capsys, "new-plugin", "resnet18", "-o", tmp_path / "zoo-resnet18")
+    result.assert_user_error("a model named 'resnet18' is already installed (plugin 'resnet18')")
+    assert not (tmp_path / "zoo-resnet18").exists()

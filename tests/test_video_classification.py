@@ -102,3 +102,25 @@ def test_grayscale_and_odd_sizes_decode(tmp_path):
     assert np.ptp(first, axis=(1, 2)).max() < 1e-6
     levels = first[:, 0, 0] * np.array([0.22803, 0.22145, 0.216989]) + np.array([0.43216, 0.394666, 0.37645])
     assert np.ptp(levels) < 1e-5
+
+
+@pytest.mark.parametrize("height, width", [(240, 320), (360, 640), (720, 1280), (480, 360), (129, 170)])
+def test_frame_resize_and_crop_match_torchvision_to_the_level(height, width):
+    # Noise makes every pixel depend on the exact taps and weights; a photo would hide off-by-one levels.
+    # torch's kernel itself is not bitwise stable (FMA, vectorised paths), so a rare tie may round the
+    # other way; taps computed in float64 instead of torch's float32 put ~0.1 % of values one level off.
+    from modelzoo.core.tasks.video_classification import frame_transform
+
+    frames = np.random.default_rng(height * width).integers(0, 256, (4, height, width, 3), dtype=np.uint8)
+    transform = frame_transform(KINETICS400_PRESET, from_bgr=False)
+    ours = np.stack([transform(frame) for frame in frames]).astype(np.int16)
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    resized = torch.nn.functional.interpolate(
+        video, size=(128, 171), mode="bilinear", align_corners=False, antialias=False
+    )
+    expected = resized.round().clamp(0, 255).to(torch.uint8)[:, :, 8:120, 30:142].permute(0, 2, 3, 1).numpy()
+    diff = np.abs(ours - expected.astype(np.int16))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 1e-4 * diff.size, np.count_nonzero(diff)
+    # BGR frames (what OpenCV decodes) come out as the same RGB
+    bgr = frame_transform(KINETICS400_PRESET, from_bgr=True)
+    assert np.array_equal(bgr(np.ascontiguousarray(frames[0][:, :, ::-1])), ours[0])

@@ -158,3 +158,19 @@ def test_non_float_weights_and_unknown_arch_are_reported():
         build_video_resnet(state_dict, "mc3_18")
     with pytest.raises(ConversionError, match=r"unknown video ResNet architecture 'r3d_50'.*r3d_18"):
         build_video_resnet(state_dict, "r3d_50")
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_untrained_weights_are_refused_not_run(arch):
+    # What torch.save(r3d_18().state_dict()) writes when weights=... is forgotten: every BatchNorm
+    # at its initial statistics. It would convert and print confident-looking noise.
+    state_dict = random_state_dict(arch)
+    for prefix in [k[: -len(".running_mean")] for k in state_dict if k.endswith(".running_mean")]:
+        for name, fill in (("running_mean", 0), ("running_var", 1), ("weight", 1), ("bias", 0)):
+            state_dict[f"{prefix}.{name}"] = np.full_like(state_dict[f"{prefix}.{name}"], fill)
+    with pytest.raises(ConversionError, match=rf"not a {arch} state dict: all \d+ BatchNorm layers .* untrained"):
+        build_video_resnet(state_dict, arch)
+    # one layer whose statistics or scale moved is a trained network (e.g. a fine-tune that froze the rest)
+    for key in ("layer4.1.conv2.1.running_var", "layer4.1.conv2.1.weight"):
+        trained = dict(state_dict, **{key: np.full(512, 0.7, np.float32)})
+        assert build_video_resnet(trained, arch).graph.output[0].name == "logits"

@@ -469,6 +469,21 @@ class ArtifactCache:
         return sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def open_cache(config) -> ArtifactCache:
+    """The cache `config` points at (zoo.yaml's cache_dir, else $ZOO_HOME, else ~/.cache/modelzoo), refused
+    with the setting to change when that path is a file."""
+    import os
+
+    from modelzoo.core.config import HOME_ENV
+    from modelzoo.core.errors import CacheError
+
+    root = config.cache_root()
+    if root.exists() and not root.is_dir():
+        where = f"${HOME_ENV}" if os.environ.get(HOME_ENV) else f"cache_dir in {config.path}"
+        raise CacheError(f"the cache directory {root} is a file; point {where} at a directory")
+    return ArtifactCache(root)
+
+
 def origin_of(url: str | None) -> str:
     """A manifest's URL as people read it: a file:// URL is the local path it names."""
     if url and url.startswith("file:"):

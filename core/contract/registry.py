@@ -12,6 +12,7 @@ import pluggy
 
 from modelzoo.core.contract import hookspecs
 from modelzoo.core.contract.spec import spec_problems
+from modelzoo.core.contract.task import task_problems
 from modelzoo.core.errors import PluginError, ToolchainError, UnknownModelError, ZooError
 from modelzoo.core.version import zoo_version
 
@@ -57,6 +58,8 @@ class Registry:
         self.models: dict = {}
         self.tasks: dict = {}
         self.backends: dict = {}
+        self.backend_plugins: dict = {}  # backend name -> the plugin that registered it, to blame its bugs
+        self.reported_failures: set = set()  # (plugin, what) warned about once already
         self.marches: dict = {}
         self.dataset_formats: dict = {}
         self._loaded = False
@@ -89,7 +92,7 @@ class Registry:
         self.plugins[entry_point.name] = info
         try:
             module = entry_point.load()
-        except Exception as exc:  # a broken plugin must not break the others
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the others, nor exit zoo
             info.error = f"failed to import: {type(exc).__name__}: {exc}"
             return
         self.add_plugin(module, name=entry_point.name, version=version, info=info)
@@ -104,6 +107,12 @@ class Registry:
         declared = getattr(module, "ZOO_HOOKSPEC_VERSION", None)
         if declared is None:
             info.error = f"declares no ZOO_HOOKSPEC_VERSION; add `ZOO_HOOKSPEC_VERSION = {hookspecs.HOOKSPEC_VERSION}` to {info.module}"
+            return info
+        if isinstance(declared, str) and declared.strip() == str(hookspecs.HOOKSPEC_VERSION):
+            info.error = (
+                f"declares ZOO_HOOKSPEC_VERSION as the string {declared!r}; write the integer: "
+                f"`ZOO_HOOKSPEC_VERSION = {hookspecs.HOOKSPEC_VERSION}` in {info.module}"
+            )
             return info
         if declared != hookspecs.HOOKSPEC_VERSION:
             hint = " (version 1 had per-model hooks; see docs/plugins.md for the Model classes of version 2)"
@@ -124,10 +133,21 @@ class Registry:
         try:
             kinds = ("tasks", "backends", "marches", "dataset_formats", "models")
             found = {kind: self._collect(module, kind) for kind in kinds}
+            for task in found["tasks"]:
+                others = {**self.tasks, **{getattr(t, "name", ""): t for t in found["tasks"] if t is not task}}
+                problems = task_problems(task, others)
+                if problems:
+                    raise PluginError(f"task {getattr(task, 'name', '?')!r}: {'; '.join(problems)}")
             tasks = {t.name: t for t in found["tasks"] if t.name not in self.tasks}
             models = [self._checked_model(model, name, {**self.tasks, **tasks}) for model in found["models"]]
+            twice = sorted({m.name for m in models if sum(o.name == m.name for o in models) > 1})
+            if twice:
+                raise PluginError(
+                    f"model {twice[0]!r} is registered twice by this plugin; give each model its own name"
+                )
             formats = self._checked_formats(found["dataset_formats"], name)
-        except Exception as exc:
+            self._check_kinds(found["backends"], found["marches"])
+        except (Exception, SystemExit) as exc:
             self.pm.unregister(module)
             info.error = (
                 f"failed while registering: {exc}"
@@ -138,7 +158,9 @@ class Registry:
         self.tasks.update(tasks)
         info.tasks = sorted(tasks)
         for backend in found["backends"]:
-            self.backends.setdefault(backend.name, backend)
+            if backend.name not in self.backends:
+                self.backends[backend.name] = backend
+                self.backend_plugins[backend.name] = name
         for march in found["marches"]:
             if march.name in self.marches:
                 self.marches[march.name] = self.marches[march.name].extended(march)
@@ -163,6 +185,11 @@ class Registry:
     def _checked_model(self, model, plugin: str, tasks: dict):
         from modelzoo.core.contract.model import Model
 
+        if isinstance(model, type) and issubclass(model, Model):
+            raise PluginError(
+                f"registered the class {model.__name__}, not a model; register an instance: "
+                f"register({model.__name__}(SPEC))"
+            )
         if not isinstance(model, Model):
             raise PluginError(
                 f"registered {type(model).__name__}, not a Model; wrap the spec in its task's model class "
@@ -185,6 +212,19 @@ class Registry:
         model.spec = replace(spec, plugin=plugin)
         return model
 
+    @staticmethod
+    def _check_kinds(backends: list, marches: list) -> None:
+        """Backends are Backend classes and marches March objects; anything else would fail every command later."""
+        from modelzoo.core.backends.backend import Backend
+        from modelzoo.core.board.march_rules import March
+
+        for backend in backends:
+            if not (isinstance(backend, type) and issubclass(backend, Backend)):
+                raise PluginError(f"backend {backend!r} is not a subclass of modelzoo.plugin.Backend")
+        for march in marches:
+            if not isinstance(march, March):
+                raise PluginError(f"march {march!r} is not a modelzoo.plugin.March")
+
     def _checked_formats(self, candidates: list, plugin: str) -> list:
         """The formats this plugin adds: each checked like a model; a name already taken keeps the first."""
         from modelzoo.core.accuracy.formats import format_problems
@@ -206,6 +246,10 @@ class Registry:
             raise UnknownModelError(_unknown("model", name, self.models, "zoo list"))
         return self.models[name]
 
+    def plugin_of_task(self, task_name: str) -> str:
+        """The plugin that registered the task `task_name` ("?" if none did)."""
+        return next((i.name for i in self.plugins.values() if task_name in i.tasks), "?")
+
     def task_of(self, model):
         """The Task object of `model` (registration guarantees it exists)."""
         return self.tasks[model.spec.task]
@@ -221,16 +265,26 @@ class Registry:
         backends = dict(self.backends)
         if from_weights and requested == "auto":
             backends = {name: b for name, b in backends.items() if b.converts_weights}
-        return self.pm.hook.zoo_select_backend(
-            model=model, requested=requested, model_path=model_path, backends=backends, cache=cache
-        )
+        arguments = {"model": model, "requested": requested, "model_path": model_path, "backends": backends}
+        arguments["cache"] = cache
+        # pluggy's firstresult order (last registered and tryfirst first), one implementation at a time so
+        # that a plugin's bug is blamed on it rather than on zoo
+        impls = self.pm.hook.zoo_select_backend.get_hookimpls()
+        if any(impl.hookwrapper or getattr(impl, "wrapper", False) for impl in impls):
+            return self.pm.hook.zoo_select_backend(**arguments)  # wrappers need pluggy's own call loop
+        for impl in reversed(impls):
+            with blamed_on(impl.plugin_name, "zoo_select_backend"):
+                chosen = impl.function(**{name: arguments[name] for name in impl.argnames})
+            if chosen is not None:
+                return chosen
+        return None
 
     def register_commands(self, cli) -> None:
         """Let plugins add subcommands; a plugin that fails here is reported, the others still add theirs."""
         for impl in self.pm.hook.zoo_register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 info = self.plugins.get(impl.plugin_name)
                 if info is not None:
                     info.error = f"failed adding commands: {type(exc).__name__}: {exc}"
@@ -243,7 +297,7 @@ def blamed_on(plugin: str, where: str):
         yield
     except ZooError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not end zoo unexplained
         raise PluginError(
             f"plugin {plugin!r} failed in {where}: {type(exc).__name__}: {exc}; "
             "report it to the plugin's author (`zoo --debug …` shows the traceback)"

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+# numpy's names of the tensor element types, known without importing numpy (zoo list must stay cheap)
+DTYPES = frozenset(
+    ("float32", "float16", "float64", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "bool")
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def spec_problems(spec) -> list:
     problems = []
     if not isinstance(spec, ModelSpec):
         return [f"expected a ModelSpec, got {type(spec).__name__}"]
-    if not spec.name or not spec.name.replace("_", "").isalnum() or spec.name != spec.name.lower():
+    if not isinstance(spec.name, str) or not re.fullmatch(r"[a-z0-9_]+", spec.name):
         problems.append(f"model name {spec.name!r} must be lower-case letters, digits and _")
     for which in ("input", "output"):
         tensor = getattr(spec, which)
@@ -136,6 +142,9 @@ def spec_problems(spec) -> list:
             continue
         if not tensor.shape or not all(isinstance(d, str) or (isinstance(d, int) and d >= 1) for d in tensor.shape):
             problems.append(f"{which} shape {tensor.shape} must hold positive ints or names of dynamic dims")
+        if tensor.dtype not in DTYPES:
+            hint = " (a layout? it is the fourth field: layout=...)" if str(tensor.dtype).isupper() else ""
+            problems.append(f"{which} dtype {tensor.dtype!r} is not one of {', '.join(sorted(DTYPES))}{hint}")
         if tensor.layout and len(tensor.layout) != len(tensor.shape):
             problems.append(f"{which} layout {tensor.layout!r} does not name each of the {len(tensor.shape)} axes")
     if spec.labels_file:

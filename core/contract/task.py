@@ -48,6 +48,80 @@ class Option:
         return value
 
 
+# Names a task option cannot take: Model.predict's keywords and zoo.yaml's per-model settings, which
+# would swallow the option before the task sees it.
+RESERVED_OPTION_NAMES = frozenset(
+    (
+        "backend",
+        "model_path",
+        "weights",
+        "threads",
+        "precision",
+        "config",
+        "save",
+        "calib",
+        "input",
+        "force",
+        "priority",
+        "bpu_cores",
+    )
+)
+
+
+def task_problems(task, registered: dict) -> list:
+    """What makes `task` unusable beside the `registered` tasks ({name: Task}); empty when fine.
+
+    An option reusing another task's option name must keep its type: the command line has one
+    `--NAME` flag for every task that takes it.
+    """
+    if isinstance(task, type):
+        return [f"registered the class {task.__name__}, not a task; register an instance: register({task.__name__}())"]
+    if not isinstance(task, Task):
+        return [f"{task!r} is not a modelzoo.plugin.Task"]
+    problems = []
+    name = getattr(task, "name", None)
+    if not isinstance(name, str) or not name:
+        return [f"{type(task).__name__} has no name"]
+    others = {}
+    for other in registered.values():
+        for option in getattr(other, "options", ()):
+            others.setdefault(option.name, (other.name, option))
+    for option in getattr(task, "options", ()):
+        if not isinstance(option, Option):
+            problems.append(f"option {option!r} is not an Option")
+        elif not option.name.isidentifier():
+            problems.append(f"option {option.name!r} is not a Python identifier (it is a keyword of Model.predict)")
+        elif option.name in RESERVED_OPTION_NAMES:
+            problems.append(
+                f"option {option.name!r} clashes with zoo's own {option.name!r} setting; rename it "
+                f"(reserved: {', '.join(sorted(RESERVED_OPTION_NAMES))})"
+            )
+        elif option.type not in (int, float, str, bool):
+            problems.append(
+                f"option {option.name!r} is a {getattr(option.type, '__name__', option.type)}; "
+                "an option is an int, float, str or bool (what -O NAME=VALUE and zoo.yaml can give)"
+            )
+        elif option.default is not None and _default_problem(option):
+            problems.append(_default_problem(option))
+        elif option.name in others and others[option.name][1].type is not option.type:
+            owner, theirs = others[option.name]
+            problems.append(
+                f"option {option.name!r} is {option.type.__name__}, but --{option.name.replace('_', '-')} of "
+                f"{owner} is {theirs.type.__name__}; use that type or another name"
+            )
+    return problems
+
+
+def _default_problem(option) -> str:
+    from modelzoo.core.errors import ConfigError
+
+    try:
+        option.check(option.default, f"option {option.name!r}")
+    except ConfigError as exc:
+        return f"{exc} (its own default, {option.default!r})"
+    return ""
+
+
 class Task:
     """Subclass it, set the class attributes and register an instance with `zoo_register_tasks`."""
 

@@ -53,7 +53,16 @@ def top_k_predictions(logits, labels, top_k: int) -> list:
     """Mean of the samples' softmax, then the `top_k` best classes with their labels."""
     import numpy as np
 
-    probs = softmax(np.asarray(logits).reshape(-1, np.asarray(logits).shape[-1])).mean(axis=0)
+    logits = np.asarray(logits)
+    if not np.isfinite(logits).all():
+        from modelzoo.core.errors import BackendError
+
+        # NaN has no rank: Top-k would be the first classes by index, each scored null.
+        raise BackendError(
+            "the model's output holds NaN or infinity, so it ranks nothing; the model file's weights are broken "
+            "(convert the checkpoint again, or check the --model file), or the input tensor holds NaN"
+        )
+    probs = softmax(logits.reshape(-1, logits.shape[-1])).mean(axis=0)
     if len(labels) != probs.shape[0]:
         from modelzoo.core.errors import PluginError
 

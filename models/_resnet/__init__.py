@@ -125,8 +125,37 @@ def validated(state_dict: Mapping, plan: Plan, num_classes: int | None, hint: st
             raise ConversionError(hint.format(f"'{key}' has shape {_fmt(value.shape)}, expected {_fmt(shape)}"))
         if value.dtype.kind != "f":
             raise ConversionError(hint.format(f"'{key}' has dtype {value.dtype}, expected floating point"))
+        # Either would make every output NaN: a run would print labels with no scores, exit 0.
+        if not np.isfinite(value).all():
+            raise ConversionError(hint.format(f"'{key}' holds NaN or infinity (diverged training or a damaged file)"))
+        if key.endswith(".running_var") and (value < 0).any():
+            raise ConversionError(hint.format(f"'{key}' holds negative variances, which no trained BatchNorm has"))
         arrays[key] = value
+    _refuse_untrained(arrays, plan, hint)
     return arrays, num_classes
+
+
+def _refuse_untrained(arrays: dict, plan: Plan, hint: str) -> None:
+    """Refuse a freshly initialised network: every BatchNorm still as torch initialises it.
+
+    Training moves these statistics in every layer, so this is a model built without its weights
+    (e.g. `r3d_18()` instead of `r3d_18(weights=...)`) and saved: it converts and runs, but every
+    answer it gives is noise.
+    """
+    import numpy as np
+
+    def initial(bn: str) -> bool:
+        mean, var, gamma, beta = (arrays[f"{bn}.{k}"] for k in ("running_mean", "running_var", "weight", "bias"))
+        return not np.any(mean) and not np.any(beta) and np.all(var == 1) and np.all(gamma == 1)
+
+    bns = {unit.bn for unit in plan.units()}
+    if all(initial(bn) for bn in bns):
+        raise ConversionError(
+            hint.format(
+                f"all {len(bns)} BatchNorm layers hold their initial values (mean 0, variance 1, scale 1, shift 0), "
+                "so these are untrained, randomly initialised weights (a model built without weights=... and saved)"
+            )
+        )
 
 
 def build_resnet(

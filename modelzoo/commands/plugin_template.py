@@ -57,14 +57,14 @@ SPEC = ModelSpec(
     task="$task",
     description="TODO: what the model is and what it was trained on",
     input=TensorSpec("input", $input_shape, "float32", "$layout"),
-    output=TensorSpec("logits", ("N", 2), "float32", "NC"),
+    output=$output_spec
     preprocessing=PREPROCESSING,
     labels_file=str(Path(__file__).with_name("labels.txt")),  # one label per line, in output order
     artifacts=(
         # TODO: modelzoo.plugin.Artifact(name="weights", url="https://...", sha256="<64 hex digits>"),
     ),
     metrics=(
-        # TODO: modelzoo.plugin.Metric("acc@1", 0.0, "dataset and split", "how it was measured"),
+        # TODO: modelzoo.plugin.Metric("$metric", 0.0, "dataset and split", "how it was measured"),
     ),
     license="TODO",
     source="TODO: where the model comes from",
@@ -135,6 +135,8 @@ TASKS = {
         ),
         "input_shape": '("N", 3, 16, 112, 112)',
         "layout": "NCTHW",
+        "output_spec": 'TensorSpec("logits", ("N", 2), "float32", "NC"),',
+        "metric": "acc@1",
     },
     "image-classification": {
         "model_class": "ImageClassifier",
@@ -145,5 +147,18 @@ TASKS = {
         ),
         "input_shape": '("N", 3, 224, 224)',
         "layout": "NCHW",
+        "output_spec": 'TensorSpec("logits", ("N", 2), "float32", "NC"),',
+        "metric": "acc@1",
+    },
+    "object-detection": {
+        "model_class": "Detector",
+        "pre_class": "DetectionPreprocessing",
+        "pre_value": "DetectionPreprocessing(size=(640, 640), pad_value=114, center=True)",
+        "input_shape": '("N", 3, 640, 640)',
+        "layout": "NCHW",
+        "metric": "mAP50-95",
+        "output_spec": (
+            'TensorSpec("output0", ("N", 4 + 2, 8400), "float32"),  # per candidate: cx, cy, w, h, a score per label'
+        ),
     },
 }

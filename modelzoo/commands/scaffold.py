@@ -11,6 +11,7 @@ from string import Template
 
 import click
 
+from modelzoo.commands.plugin_template import TASKS
 from modelzoo.output import emit_json
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -83,7 +84,7 @@ def _check_name(_ctx, _param, value: str) -> str:
 )
 @click.option(
     "--task",
-    type=click.Choice(["video-classification", "image-classification"]),
+    type=click.Choice(list(TASKS)),
     default="video-classification",
     show_default=True,
     help="The kind of model.",
@@ -91,6 +92,14 @@ def _check_name(_ctx, _param, value: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def new_plugin(name, output, task, as_json):
     """Scaffold a model plugin NAME: pyproject with the entry point, a spec, a model class, and tests."""
+    from modelzoo.core.contract.registry import get_registry
+
+    taken = get_registry().models.get(name)
+    if taken is not None:  # the registry would refuse the new plugin as a whole once it is installed
+        raise click.BadParameter(
+            f"a model named {name!r} is already installed (plugin {taken.plugin!r}); choose another name",
+            param_hint="'NAME'",
+        )
     target = Path(output or f"zoo-{name.replace('_', '-')}")
     files = write_scaffold(name, target, task)
     if as_json:
