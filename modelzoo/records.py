@@ -12,7 +12,12 @@ from modelzoo.core.errors import OutputError
 
 
 class RecordFile:
-    """An --output file: `.jsonl` (the records as `zoo run --json` prints them) or `.csv` (one row per input)."""
+    """An --output file: `.jsonl` (the records as `zoo run --json` prints them) or `.csv` (one row per input).
+
+    A new file is written in place, a whole line per record, so an interrupted run can be resumed from it.
+    An existing file is appended to with --resume; without, the run's records go to a temp file that
+    replaces it only when the run ends (`finish`): an interrupted or failed rerun leaves it as it was.
+    """
 
     def __init__(self, path, *, resume: bool):
         from modelzoo.core.pipeline import drop_torn_line
@@ -30,12 +35,24 @@ class RecordFile:
         self.handle = None  # opened at the first record: a run refused before any work leaves the file as it was
         self.csv_header_written = resume
         self._drop_torn_line = drop_torn_line
+        self.pending = None  # the temp file that replaces an existing output when the run ends
+
+    @property
+    def replacing(self) -> bool:
+        """Whether this run's records wait in a temp file to replace an existing output."""
+        return self.pending is not None
 
     def _open(self) -> None:
+        from modelzoo.core.atomic import PendingFile
+
         if self.resume:
             self._drop_torn_line(self.path)
+        target = self.path
+        if not self.resume and self.path.is_file() and self.path.stat().st_size > 0:
+            self.pending = PendingFile(self.path)
+            target = self.pending.temp
         try:
-            self.handle = open(self.path, "a" if self.resume else "w", encoding="utf-8", newline="")
+            self.handle = open(target, "a" if self.resume else "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise OutputError(f"cannot write --output {self.path} ({exc.strerror}); check the folder") from None
 
@@ -73,9 +90,20 @@ class RecordFile:
         writer.writerow(row)
         return buffer.getvalue()
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """The run ended (whatever its inputs gave): close, and let this run's records replace an existing output."""
+        self.close(keep=True)
+
+    def close(self, keep: bool = False) -> None:
+        """Close; records waiting to replace an existing output are dropped unless `keep`."""
         if self.handle is not None:
             self.handle.close()
+            self.handle = None
+        if self.pending is not None and not self.pending.done:
+            if keep:
+                self.pending.commit()
+            else:
+                self.pending.discard()
 
 
 def resume_filter(path, *, retry_failed: bool, model: str | None = None):

@@ -410,3 +410,29 @@ def test_resume_knows_an_input_however_its_path_was_written(capsys, folder, onnx
     )  # fmt: skip
     assert [r["input"] for r in lines(resumed.out)] == [f"{folder.name}/b.avi"]
     assert "1 skipped" in resumed.err
+
+
+def test_a_rerun_replaces_an_existing_output_only_when_it_ends(capsys, folder, onnx_file, tmp_path, monkeypatch):
+    from modelzoo.core import runner
+
+    out = tmp_path / "out.jsonl"
+    first = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out)
+    assert first.code == 0, first.err
+    earlier = out.read_text()
+    finish_run, seen = runner.finish_run, []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return finish_run(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "finish_run", interrupted_at_the_second)
+    result = invoke(capsys, "run", "r3d_18", folder / "b.avi", folder / "a.avi", "--model", onnx_file, "-o", out)
+    assert result.code == 130 and f"{out} was left as it was" in result.err
+    assert out.read_text() == earlier and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    monkeypatch.setattr(runner, "finish_run", finish_run)
+    rerun = invoke(capsys, "run", "r3d_18", folder / "b.avi", "--model", onnx_file, "-o", out, "--json")
+    assert rerun.code == 0 and [r["input"] for r in lines(out.read_text())] == [str(folder / "b.avi")]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the temp file became out.jsonl

@@ -251,6 +251,8 @@ def _run_stream(session, request, inputs, stream, output_path, as_json, refused)
             request, session.registry, session.config, session.cache, options=StreamOptions(**stream),
             on_record=on_record, log=notice,
         )  # fmt: skip
+        if sink:
+            sink.finish()  # a stream ends, lost or stopped with Ctrl-C, with every record whole
     finally:
         if sink:
             sink.close()
@@ -304,9 +306,16 @@ def _run_many(
             request, inputs, registry, session.config, session.cache, on_record=on_record, log=notice,
             workers=workers or 1, skip=skip, summary=summary,
         )  # fmt: skip
+        if sink:
+            sink.finish()
     except KeyboardInterrupt:
         progress.close()
-        if sink and sink.written:  # its whole lines are kept: say how to go on from them
+        if sink and sink.replacing:
+            notice(
+                f"{output_path} was left as it was; the {sink.written} record(s) of this run were dropped "
+                "(add --resume to append to an output instead of replacing it)"
+            )
+        elif sink and sink.written:  # its whole lines are kept: say how to go on from them
             resumable = " (add --resume to go on from it)" if sink.format == "jsonl" else ""
             notice(f"{output_path} keeps the {sink.written} record(s) written before the interruption{resumable}")
         raise
