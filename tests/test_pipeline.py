@@ -313,7 +313,8 @@ def test_output_into_a_missing_folder_is_refused_before_any_input_runs(capsys, f
     assert result.out == "" and not (tmp_path / "no").exists()
 
 
-def test_ctrl_c_keeps_the_whole_records_and_says_how_to_resume(capsys, folder, onnx_file, tmp_path, monkeypatch):
+def interrupt_the_second_input(monkeypatch):
+    """Ctrl-C while the second input runs; returns the function that puts the real one back."""
     from modelzoo.core import runner
 
     finish_run, seen = runner.finish_run, []
@@ -325,12 +326,17 @@ def test_ctrl_c_keeps_the_whole_records_and_says_how_to_resume(capsys, folder, o
         return finish_run(*args, **kwargs)
 
     monkeypatch.setattr(runner, "finish_run", interrupted_at_the_second)
+    return lambda: monkeypatch.setattr(runner, "finish_run", finish_run)
+
+
+def test_ctrl_c_keeps_the_whole_records_and_says_how_to_resume(capsys, folder, onnx_file, tmp_path, monkeypatch):
+    restore = interrupt_the_second_input(monkeypatch)
     out = tmp_path / "out.jsonl"
     result = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out)
     assert result.code == 130
     assert [r["input"] for r in lines(out.read_text())] == [str(folder / "a.avi")]
     assert f"{out} keeps the 1 record(s)" in result.err and "--resume" in result.err
-    monkeypatch.setattr(runner, "finish_run", finish_run)
+    restore()
     resumed = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out,
                      "--resume", "--json")  # fmt: skip
     assert resumed.code == 0 and [r["input"] for r in lines(resumed.out)] == [str(folder / "b.avi")]
@@ -413,26 +419,16 @@ def test_resume_knows_an_input_however_its_path_was_written(capsys, folder, onnx
 
 
 def test_a_rerun_replaces_an_existing_output_only_when_it_ends(capsys, folder, onnx_file, tmp_path, monkeypatch):
-    from modelzoo.core import runner
-
     out = tmp_path / "out.jsonl"
     first = invoke(capsys, "run", "r3d_18", folder / "a.avi", folder / "b.avi", "--model", onnx_file, "-o", out)
     assert first.code == 0, first.err
     earlier = out.read_text()
-    finish_run, seen = runner.finish_run, []
-
-    def interrupted_at_the_second(*args, **kwargs):
-        seen.append(1)
-        if len(seen) == 2:
-            raise KeyboardInterrupt
-        return finish_run(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "finish_run", interrupted_at_the_second)
+    restore = interrupt_the_second_input(monkeypatch)
     result = invoke(capsys, "run", "r3d_18", folder / "b.avi", folder / "a.avi", "--model", onnx_file, "-o", out)
     assert result.code == 130 and f"{out} was left as it was" in result.err
     assert out.read_text() == earlier and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
-    monkeypatch.setattr(runner, "finish_run", finish_run)
+    restore()
     rerun = invoke(capsys, "run", "r3d_18", folder / "b.avi", "--model", onnx_file, "-o", out, "--json")
     assert rerun.code == 0 and [r["input"] for r in lines(out.read_text())] == [str(folder / "b.avi")]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the temp file became out.jsonl
