@@ -200,39 +200,28 @@ class _Agreement:
     """A variant against the reference: Top-1 agreement and the cosine of their outputs."""
 
     def __init__(self, variant: Variant):
+        from modelzoo.core.quantize.report import CosineSums
+
         self.variant = variant
         self.agree = 0
-        self.cosines: list = []
-        self.dot = self.norm_a = self.norm_b = 0.0
+        self.sums = CosineSums()
 
     def add(self, reference, output, reference_top1: int, top1: int) -> None:
-        import numpy as np
-
-        from modelzoo.core.quantize.report import cosine
-
-        a = reference.astype(np.float64).ravel()
-        b = output.astype(np.float64).ravel()
         self.agree += int(reference_top1 == top1)
-        self.cosines.append(cosine(a, b))
-        self.dot += float(a @ b)
-        self.norm_a += float(a @ a)
-        self.norm_b += float(b @ b)
+        self.sums.add(reference, output)
 
     def to_dict(self, reference: Variant) -> dict:
-        count = len(self.cosines)
-        if self.norm_a and self.norm_b:
-            overall = self.dot / (self.norm_a * self.norm_b) ** 0.5
-        else:  # as `cosine`: 1 only when both are all zeros; a variant that answers zeros does not agree
-            overall = 1.0 if not self.norm_a and not self.norm_b else 0.0
+        sums = self.sums
+        count = sums.samples
         return {
             "reference": reference.label,
             "variant": self.variant.label,
             "samples": count,
             "top1_agree": self.agree,
             "top1_agreement": round(100.0 * self.agree / count, 4) if count else None,
-            "output_cosine": round(overall, 6),
-            "output_cosine_mean": round(sum(self.cosines) / count, 6) if count else None,
-            "output_cosine_min": round(min(self.cosines), 6) if count else None,
+            "output_cosine": round(sums.overall(), 6),
+            "output_cosine_mean": round(sums.sample_sum / count, 6) if count else None,
+            "output_cosine_min": round(sums.lowest, 6) if count else None,
         }
 
 

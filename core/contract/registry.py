@@ -265,8 +265,9 @@ class Registry:
         backends = dict(self.backends)
         if from_weights and requested == "auto":
             backends = {name: b for name, b in backends.items() if b.converts_weights}
-        arguments = {"model": model, "requested": requested, "model_path": model_path, "backends": backends}
-        arguments["cache"] = cache
+        arguments = {
+            "model": model, "requested": requested, "model_path": model_path, "backends": backends, "cache": cache
+        }  # fmt: skip
         # pluggy's firstresult order (last registered and tryfirst first), one implementation at a time so
         # that a plugin's bug is blamed on it rather than on zoo
         impls = self.pm.hook.zoo_select_backend.get_hookimpls()

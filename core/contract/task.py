@@ -101,8 +101,8 @@ def task_problems(task, registered: dict) -> list:
                 f"option {option.name!r} is a {getattr(option.type, '__name__', option.type)}; "
                 "an option is an int, float, str or bool (what -O NAME=VALUE and zoo.yaml can give)"
             )
-        elif option.default is not None and _default_problem(option):
-            problems.append(_default_problem(option))
+        elif option.default is not None and (problem := _default_problem(option)):
+            problems.append(problem)
         elif option.name in others and others[option.name][1].type is not option.type:
             owner, theirs = others[option.name]
             problems.append(

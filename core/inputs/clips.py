@@ -11,16 +11,7 @@ def resample_indices(num_frames: int, fps: float | None, target_fps: float | Non
     An integer stride is a plain slice; otherwise floor(k * stride) for k < floor(n * target/fps),
     computed in float32 like torchvision's `_resample_video_idx`, so the same frames are picked.
     """
-    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
-        return list(range(num_frames))
-    import numpy as np
-
-    stride = fps / target_fps
-    if float(stride).is_integer():
-        return list(range(0, num_frames, int(stride)))
-    count = int(math.floor(num_frames * target_fps / fps))
-    picked = np.floor(np.arange(count, dtype=np.float32) * np.float32(stride)).astype(np.int64)
-    return [min(int(i), num_frames - 1) for i in picked]
+    return resampled_at(range(resampled_count(num_frames, fps, target_fps)), num_frames, fps, target_fps)
 
 
 def clip_starts(length: int, clips: int, clip_len: int) -> list:
@@ -38,7 +29,7 @@ def clip_starts(length: int, clips: int, clip_len: int) -> list:
 
 def resampled_count(num_frames: int, fps: float | None, target_fps: float | None) -> int:
     """len(resample_indices(...)), without building the list (a header may claim billions of frames)."""
-    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
+    if not _resampling(fps, target_fps):
         return num_frames
     stride = fps / target_fps
     if float(stride).is_integer():
@@ -48,7 +39,7 @@ def resampled_count(num_frames: int, fps: float | None, target_fps: float | None
 
 def resampled_at(positions: list, num_frames: int, fps: float | None, target_fps: float | None) -> list:
     """resample_indices(...)[p] for each p in `positions`, computing only those."""
-    if not fps or not target_fps or not math.isfinite(fps) or fps <= 0:
+    if not _resampling(fps, target_fps):
         return list(positions)
     stride = fps / target_fps
     if float(stride).is_integer():
@@ -57,6 +48,11 @@ def resampled_at(positions: list, num_frames: int, fps: float | None, target_fps
 
     picked = np.floor(np.asarray(positions, dtype=np.float32) * np.float32(stride)).astype(np.int64)
     return [min(int(i), num_frames - 1) for i in picked]
+
+
+def _resampling(fps, target_fps) -> bool:
+    """Whether frames are resampled: both rates known (an unknown or absurd rate takes every frame)."""
+    return bool(fps and target_fps and math.isfinite(fps) and fps > 0)
 
 
 def clip_frame_indices(num_frames: int, fps: float | None, target_fps: float | None, clips: int, clip_len: int) -> list:

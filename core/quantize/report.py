@@ -62,8 +62,8 @@ def compare_outputs(fp32_path, int8_path, samples: list, *, progress=None) -> tu
     fp32, int8 = session(fp32_path), session(int8_path)
     input_name = fp32.get_inputs()[0].name
     names = [o.name for o in fp32.get_outputs()]
-    totals = {name: _OutputDrift() for name in names}
-    agree, compared, classified = 0, 0, True
+    totals = {name: CosineSums() for name in names}
+    agree, classified = 0, True
     with progress_bar(progress, "fp32 vs INT8", len(samples)) as bar:
         for sample in samples:
             data = {input_name: sample.load()}
@@ -73,22 +73,27 @@ def compare_outputs(fp32_path, int8_path, samples: list, *, progress=None) -> tu
             a, b = pairs[0]
             classified = classified and a.ndim == 2 and a.shape[0] == 1
             agree += int(np.argmax(a) == np.argmax(b))
-            compared += 1
             bar.update(1)
-    outputs = [{"name": name, **totals[name].to_dict()} for name in names]
+    outputs = [
+        {"name": name, "cosine": t.overall(), "min_sample_cosine": t.lowest, "max_abs_diff": t.largest}
+        for name, t in totals.items()
+    ]
     top1 = None
+    compared = totals[names[0]].samples
     if classified and compared:
         top1 = {"output": names[0], "agree": agree, "samples": compared, "fraction": agree / compared}
     return outputs, top1
 
 
-class _OutputDrift:
-    """One output of both models over the samples: running sums for the overall cosine, the lowest
-    per-sample cosine and the largest absolute difference."""
+class CosineSums:
+    """Two models' outputs compared sample by sample, in running sums so that memory does not grow with
+    the samples: the cosine of all samples' outputs together (as one vector), each sample's cosine (the
+    lowest, and their sum for a mean) and the largest absolute difference."""
 
     def __init__(self):
         self.dot = self.norm_a = self.norm_b = 0.0
-        self.any_a = self.any_b = False
+        self.samples = 0
+        self.sample_sum = 0.0
         self.lowest = None
         self.largest = 0.0
 
@@ -100,20 +105,18 @@ class _OutputDrift:
         self.dot += float(a @ b)
         self.norm_a += float(a @ a)
         self.norm_b += float(b @ b)
-        self.any_a = self.any_a or bool(a.any())
-        self.any_b = self.any_b or bool(b.any())
         here = cosine(a, b)
+        self.samples += 1
+        self.sample_sum += here
         self.lowest = here if self.lowest is None else min(self.lowest, here)
         if a.size:
             self.largest = max(self.largest, float(np.max(np.abs(a - b))))
 
-    def to_dict(self) -> dict:
-        norms = (self.norm_a * self.norm_b) ** 0.5
-        if norms == 0.0:
-            overall = 1.0 if not self.any_a and not self.any_b else 0.0
-        else:
-            overall = self.dot / norms
-        return {"cosine": overall, "min_sample_cosine": self.lowest, "max_abs_diff": self.largest}
+    def overall(self) -> float:
+        """As `cosine` of the whole: 1 only when both sides are all zeros; one side all zeros does not agree."""
+        if self.norm_a and self.norm_b:
+            return self.dot / (self.norm_a * self.norm_b) ** 0.5
+        return 1.0 if not self.norm_a and not self.norm_b else 0.0
 
 
 def node_drift(preprocessed_path, int8_path, samples: list, workdir: Path, *, progress=None) -> list:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -81,6 +80,7 @@ def evaluate(
         prepare_variants,
         write_predictions,
     )
+    from modelzoo.core.atomic import same_file
     from modelzoo.core.errors import OutputError
     from modelzoo.core.pipeline import Summary
     from modelzoo.core.runner import resolve_precision
@@ -88,7 +88,7 @@ def evaluate(
 
     if output:
         check_predictions_path(output)
-        if Path(output).resolve() == Path(dataset).resolve():
+        if same_file(output, dataset):
             raise OutputError(f"--output {output} is the --dataset file; name another file for the predictions")
     registry = session.registry
     found = registry.get_model(model)

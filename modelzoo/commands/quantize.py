@@ -63,14 +63,14 @@ def quantize(session, model, calib_dir, model_path, weights, method, output, cou
     `zoo run/eval --precision int8` then run it.
     """
     from modelzoo.core.artifacts.artifacts import onnx_source
-    from modelzoo.core.atomic import atomic_write, check_writable
+    from modelzoo.core.atomic import atomic_write, check_writable, same_file
     from modelzoo.core.quantize.calibration_set import open_calibration_set
     from modelzoo.core.quantize.host import QuantizeSettings
     from modelzoo.core.quantize.host import quantize as quantize_model
 
     if output:
         check_writable(Path(output))
-        if model_path and Path(output).resolve() == Path(model_path).resolve():
+        if model_path and same_file(output, model_path):
             from modelzoo.core.errors import OutputError
 
             raise OutputError(f"-o {output} is the fp32 --model file; name another file for the INT8 model")

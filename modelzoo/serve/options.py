@@ -6,8 +6,9 @@ import math
 
 from modelzoo.core.errors import ConfigError
 
-# Integer options are counts (clips, top-k, detections) and a count can multiply a request's work and memory:
-# `clips=100000000` plans 1.6e9 frame indices and holds the model until the server runs out of memory.
+# Integer options are counts (clips, top-k, detections) and a count can multiply a request's work and memory.
+# Options bound themselves (`Option.maximum`: clips at most 32); this caps, for clients the server cannot
+# trust, the integer options a plugin left unbounded.
 MAX_COUNT = 1000
 
 
