@@ -134,6 +134,25 @@ def check_writable(path) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose another location") from None
 
 
+@contextlib.contextmanager
+def held(lock, doing: str, log=None, patience: float = 0.5):
+    """Hold `lock` (a filelock.FileLock) for the block. When another zoo process holds it past `patience`
+    seconds, `log` says so ("waiting for another zoo process that is DOING ...") and the wait goes on: that
+    process's work is then found done, not done again."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=patience)
+    except Timeout:
+        if log:
+            log(f"waiting for another zoo process that is {doing} ...")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def same_file(a, b) -> bool:
     """Whether a write to `a` would replace `b` (the same path, resolved, or the same inode)."""
     try:

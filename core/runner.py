@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modelzoo.core.artifacts.artifacts import converted_onnx, existing_model_file
 from modelzoo.core.backends.backend import ignored_options
+from modelzoo.core.console import stderr_line
 from modelzoo.core.contract.registry import blamed_on
 from modelzoo.core.errors import BackendError, InputError, PluginError
 
@@ -315,16 +316,10 @@ def predict(
         backend_options={k: v for k, v in board.items() if v is not None},
     )  # fmt: skip
     # notices (custom weights in use, a conversion) reach a program's stderr as they reach the CLI's
-    return run(request, registry, settings, cache, log=_stderr, loaded=loaded)
+    return run(request, registry, settings, cache, log=stderr_line, loaded=loaded)
 
 
 def _timed(factory, *args, **kwargs):
     started = time.perf_counter()
     result = factory(*args, **kwargs)
     return result, (time.perf_counter() - started) * 1000
-
-
-def _stderr(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr)

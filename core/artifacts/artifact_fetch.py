@@ -8,11 +8,11 @@ published one is fetched again (`zoo fetch MODEL`) or the model's cache is clean
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from modelzoo.core.artifacts.cache import ArtifactCache, CachedFile, sha256_file
 from modelzoo.core.artifacts.download import download
+from modelzoo.core.console import stderr_line
 from modelzoo.core.errors import DownloadError, InputError
 
 
@@ -34,7 +34,7 @@ def fetch_artifact(
     fetched becomes the one used: custom weights imported in its place are no longer used.
     `log` gets notices (default: stderr).
     """
-    cached = _fetch(spec, artifact, cache, url, sha256, progress, on_download, log or _stderr)
+    cached = _fetch(spec, artifact, cache, url, sha256, progress, on_download, log or stderr_line)
     cache.select(spec.name, artifact.name, None)
     return cached
 
@@ -116,10 +116,6 @@ def _remove(paths: list) -> None:
     """A good copy is back: the damaged ones set aside for it have served their purpose."""
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def import_local(spec, artifact, cache: ArtifactCache, path, *, use: bool = True) -> tuple:

@@ -7,11 +7,11 @@ Weights that are not the official checkpoint are always named in one notice.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelzoo.core.artifacts.cache import CachedFile, origin_of, sha256_file
+from modelzoo.core.console import stderr_line
 from modelzoo.core.errors import (
     CacheError,
     CheckpointError,
@@ -119,7 +119,9 @@ def resolve_onnx(model, registry, weights: Weights, cache, log=None) -> tuple:
     users who already have a cached model. A file lock makes a second process wait for the first
     one's conversion and reuse it; a cached file found damaged is converted again.
     """
-    from filelock import FileLock, Timeout
+    from filelock import FileLock
+
+    from modelzoo.core.atomic import held
 
     spec = model.spec
     plugin = registry.plugins.get(spec.plugin)
@@ -131,19 +133,11 @@ def resolve_onnx(model, registry, weights: Weights, cache, log=None) -> tuple:
     target.parent.mkdir(parents=True, exist_ok=True)
     # hidden, so that prune_derived (which removes "<model>-*") never deletes a lock another process holds
     lock = FileLock(str(target.with_name(f".{filename}.lock")))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        if log:
-            log(f"waiting for another zoo process that is converting {weights.path.name} to ONNX ...")
-        lock.acquire()
-    try:
+    with held(lock, f"converting {weights.path.name} to ONNX", log):
         hit = _cached_onnx(cache, spec.name, weights.sha256, filename, log)
         if hit is not None:  # the process we waited for made it
             return hit.path, False
         return _convert(model, weights, cache, filename, log), True
-    finally:
-        lock.release()
 
 
 def _cached_onnx(cache, model_name: str, sha256: str, filename: str, log) -> CachedFile | None:
@@ -201,7 +195,7 @@ def converted_onnx(model, registry, config, cache, weights_file=None, log=None) 
             raise
         entry = cache.find_by_sha(model.spec.name, weights.sha256)
         aside = cache.set_aside(entry) if entry is not None else None
-        (log or _stderr)(
+        (log or stderr_line)(
             f"warning: the cached {weights.path.name} no longer matches its sha256 (changed on disk); "
             "set aside, fetching it again"
         )
@@ -241,8 +235,8 @@ def existing_model_file(model_path, *, model=None, weights=None) -> Path:
         raise InputError(f"model file {path} does not exist; check --model")
     if path.suffix.lower() == ".onnx":
         check_onnx_size(path)  # no --force gets past this: onnxruntime would read it all first
-    if model is not None and path.suffix.lower() == ".onnx":
-        _check_recorded_model(model, path)
+        if model is not None:
+            _check_recorded_model(model, path)
     return path
 
 
@@ -355,7 +349,3 @@ def save_onnx(model, path) -> None:
     payload = model.SerializeToString()
     with atomic_write(path) as handle:
         handle.write(payload)
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -22,7 +22,8 @@ import urllib.request
 from pathlib import Path
 
 from modelzoo.core.artifacts.cache import sha256_file
-from modelzoo.core.atomic import resumable
+from modelzoo.core.atomic import held, resumable
+from modelzoo.core.console import stderr_line
 from modelzoo.core.errors import DownloadError
 from modelzoo.core.version import zoo_version
 
@@ -69,8 +70,7 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = sha256.lower() if sha256 else None
     lock = FileLock(str(dest) + ".lock")
-    _acquire(lock, dest, progress)
-    try:
+    with held(lock, f"downloading {dest.name}", stderr_line if progress else None, patience=1):
         if dest.is_file():
             actual = sha256_file(dest)
             if expected is None or actual == expected:
@@ -95,8 +95,6 @@ def download(
                 )
             part.replace(dest)
         return actual
-    finally:
-        lock.release()
 
 
 def _check_scheme(url: str, allow_file: bool, hint: str) -> str:
@@ -272,17 +270,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _acquire(lock, dest: Path, progress: bool) -> None:
-    from filelock import Timeout
-
-    try:
-        lock.acquire(timeout=1)
-    except Timeout:
-        if progress:
-            print(f"waiting for another zoo process that is downloading {dest.name} ...", file=sys.stderr)
-        lock.acquire()
 
 
 class _Progress:

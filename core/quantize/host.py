@@ -122,6 +122,7 @@ def quantize(
     from filelock import FileLock
 
     from modelzoo.core.artifacts.cache import sha256_file
+    from modelzoo.core.atomic import held
 
     settings = settings or QuantizeSettings()
     fp32_path = Path(fp32_path)
@@ -142,7 +143,7 @@ def quantize(
         return Quantized(hit.path, fp32_path, fp32_sha, key, settings, found, False, False)
     target = cache.derived_path(name, fp32_sha, int8_filename(name, key))
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(FileLock(str(target.with_name(f".{target.name}.lock"))), log):
+    with held(FileLock(str(target.with_name(f".{target.name}.lock"))), "quantizing the same model", log):
         hit, found, done = cached()  # the process we waited for may have made it
         if done:
             return Quantized(hit.path, fp32_path, fp32_sha, key, settings, found, False, False)
@@ -221,22 +222,6 @@ def _intact(cache, entry, log):
         log(f"warning: the cached {entry.path.name} is damaged ({entry.damage}); making it again")
     cache.set_aside(entry).unlink(missing_ok=True)
     return None
-
-
-@contextlib.contextmanager
-def _locked(lock, log):
-    from filelock import Timeout
-
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        if log:
-            log("waiting for another zoo process that is quantizing the same model ...")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def quantized_model_file(registry, model, config, cache, fp32_path, log=None) -> Path:
