@@ -17,7 +17,6 @@ arrive at another rate than it declares (some MJPEG cameras) gets a warning.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import threading
 import time
@@ -270,12 +269,10 @@ class FrameReader:
 
     @staticmethod
     def _rate(capture):
-        from modelzoo.core.inputs.video import opencv
+        from modelzoo.core.inputs.video import capture_rate
 
-        cv2 = opencv()
-        fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        fps = float(fps) if fps and math.isfinite(fps) and 0 < fps <= 1000 else None
-        return fps, int(count) if count and math.isfinite(count) and count > 0 else 0
+        fps, count = capture_rate(capture)
+        return (fps if fps is not None and fps <= 1000 else None), count  # a stream over 1000 fps: rate unknown
 
     def frames(self):
         started = segment_started = None

@@ -73,18 +73,28 @@ def probe(path: Path) -> VideoInfo:
     cv2 = opencv()
     capture = _open(path)
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        fps, count = capture_rate(capture)
         info = VideoInfo(
             path=str(path),
-            fps=float(fps) if fps and math.isfinite(fps) and fps > 0 else None,
-            frame_count=int(count) if count and math.isfinite(count) and count > 0 else 0,
+            fps=fps,
+            frame_count=count,
             width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
     finally:
         capture.release()
     return info
+
+
+def capture_rate(capture) -> tuple:
+    """(fps, frame count) an open OpenCV capture declares: None and 0 for what is missing, non-finite or
+    not positive (a header may say anything)."""
+    cv2 = opencv()
+    fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return (
+        float(fps) if fps and math.isfinite(fps) and fps > 0 else None,
+        int(count) if count and math.isfinite(count) and count > 0 else 0,
+    )
 
 
 def count_frames(path: Path) -> int:
